@@ -1,0 +1,70 @@
+/**
+ * Every failure the plugin reports is a SlotError with a stable `code` and the HTTP status
+ * Fastify's default error handler will answer with, so a route that does nothing special
+ * still answers correctly (429 with Retry-After, 499, 503 or 500).
+ */
+
+export type SlotErrorCode =
+  | 'SLOT_WAIT_TIMEOUT'
+  | 'SLOT_QUEUE_FULL'
+  | 'SLOT_WAIT_ABORTED'
+  | 'SLOT_STORE_UNAVAILABLE'
+  | 'SLOT_INVALID_ARGUMENT'
+
+const STATUS: Record<SlotErrorCode, number> = {
+  SLOT_WAIT_TIMEOUT: 429,
+  SLOT_QUEUE_FULL: 429,
+  // 499 is nginx's "client closed request": logged by Fastify at info level, not as an error.
+  SLOT_WAIT_ABORTED: 499,
+  SLOT_STORE_UNAVAILABLE: 503,
+  SLOT_INVALID_ARGUMENT: 500
+}
+
+export interface SlotErrorDetails {
+  slotType?: string
+  slotId?: string
+  retryAfterSeconds?: number
+  cause?: unknown
+}
+
+export class SlotError extends Error {
+  readonly code: SlotErrorCode
+  readonly statusCode: number
+  readonly slotType: string | undefined
+  readonly slotId: string | undefined
+  /** Response headers Fastify's error handler copies onto the reply (Retry-After). */
+  readonly headers: Record<string, string> | undefined
+  /** True when the response had already been committed as an SSE stream and the error was written into it. */
+  streamed = false
+
+  constructor (code: SlotErrorCode, message: string, details: SlotErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause })
+    this.name = 'SlotError'
+    this.code = code
+    this.statusCode = STATUS[code]
+    this.slotType = details.slotType
+    this.slotId = details.slotId
+    this.headers = details.retryAfterSeconds === undefined
+      ? undefined
+      : { 'retry-after': String(details.retryAfterSeconds) }
+  }
+}
+
+export function invalidArgument (message: string): SlotError {
+  return new SlotError('SLOT_INVALID_ARGUMENT', message)
+}
+
+/** Registration-time option errors are plain TypeErrors naming the option: they are programmer errors, not HTTP answers. */
+export function invalidOption (name: string, expected: string, got: unknown): TypeError {
+  return new TypeError(`fastify-slots: option "${name}" must be ${expected}, got ${describe(got)}`)
+}
+
+export function describe (value: unknown): string {
+  if (typeof value === 'string') {
+    return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value)
+  }
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value)
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'object' ? 'an object' : typeof value
+}

@@ -1,0 +1,139 @@
+/**
+ * fastify-slots: `request.acquireSlot(type, id, max)` takes a distributed concurrency slot
+ * (a counting semaphore per subject) and releases it however the request ends.
+ *
+ * This file only wires things together: options → store → manager, and Fastify's hooks.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { SlotError as SlotErrorClass, type SlotErrorCode as SlotErrorCodeType } from './errors'
+import { resolveOptions, type AcquireOptions as AcquireOptionsType, type BackoffOptions as BackoffOptionsType, type FastifySlotsOptions as FastifySlotsOptionsType, type PingOptions as PingOptionsType, type ResolvedOptions } from './options'
+import { RequestSlots } from './request-slots'
+import type { Slot as SlotType } from './slot'
+import { SlotManager } from './slot-manager'
+import { defaultStreamErrorFrame, pingFrames as pingFramesValue } from './sse-writer'
+import { MemoryStore as MemoryStoreClass } from './stores/memory-store'
+import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeType } from './stores/redis-store'
+import { AcquireOutcome as AcquireOutcomeValue, type Hold as HoldType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType } from './stores/store'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * Takes a concurrency slot of subject (type, id) with at most `max` holders (0 = unlimited),
+     * waiting with backoff when full. Released automatically when the request ends.
+     */
+    acquireSlot (type: string, id: string | number, max: number, opts?: AcquireOptionsType): Promise<SlotType>
+    /** True once fastify-slots committed the response as an SSE stream: keep writing on `reply.raw`. */
+    slotStreamStarted: boolean
+  }
+}
+
+type FastifySlotsPlugin = FastifyPluginAsync<FastifySlotsOptionsType>
+
+const kReply = Symbol('fastify-slots.reply')
+const kSlots = Symbol('fastify-slots.request')
+
+interface SlotsRequest extends FastifyRequest {
+  [kReply]: FastifyReply | null
+  [kSlots]: RequestSlots | null
+}
+
+function createStore (fastify: FastifyInstance, options: ResolvedOptions): SlotStoreType {
+  if (typeof options.store === 'object') return options.store
+  const decorated = fastify.hasDecorator('redis') ? (fastify as unknown as { redis: RedisClientLikeType }).redis : undefined
+  const client = options.redis ?? decorated
+  const kind = options.store ?? (client === undefined ? 'memory' : 'redis')
+  if (kind === 'memory') return new MemoryStoreClass()
+  if (client === undefined) {
+    throw new TypeError("fastify-slots: option \"store\" is 'redis' but no client was found: pass the \"redis\" option or register @fastify/redis first")
+  }
+  return new RedisStoreClass({ client, prefix: options.prefix })
+}
+
+function requestSlots (request: SlotsRequest): RequestSlots {
+  let state = request[kSlots]
+  if (state === null) {
+    const reply = request[kReply]
+    if (reply === null) {
+      throw new SlotErrorClass('SLOT_INVALID_ARGUMENT', 'acquireSlot was called before fastify-slots saw the request: register fastify-slots before any onRequest hook that takes slots')
+    }
+    state = new RequestSlots(request, reply)
+    request[kSlots] = state
+  }
+  return state
+}
+
+async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptionsType): Promise<void> {
+  const options = resolveOptions(opts, defaultStreamErrorFrame)
+  const manager = new SlotManager(createStore(fastify, options), options, fastify.log)
+
+  fastify.decorateRequest('slotStreamStarted', false)
+  fastify.decorateRequest(kReply, null)
+  fastify.decorateRequest(kSlots, null)
+  fastify.decorateRequest('acquireSlot', function (this: FastifyRequest, type: string, id: string | number, max: number, callOptions?: AcquireOptionsType): Promise<SlotType> {
+    try {
+      return manager.acquire(requestSlots(this as SlotsRequest), type, id, max, callOptions)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  })
+
+  fastify.addHook('onRequest', (request, reply, done) => {
+    (request as SlotsRequest)[kReply] = reply
+    done()
+  })
+  // Every way a request ends releases its slots; RequestSlots also watches the raw 'close' events.
+  const end = (request: FastifyRequest, _reply: unknown, done: () => void): void => {
+    (request as SlotsRequest)[kSlots]?.end()
+    done()
+  }
+  fastify.addHook('onResponse', end)
+  fastify.addHook('onTimeout', end)
+  fastify.addHook('onRequestAbort', (request, done) => end(request, null, done))
+  fastify.addHook('preClose', (done) => {
+    manager.beginClose()
+    done()
+  })
+  fastify.addHook('onClose', async () => manager.close())
+}
+
+fp(fastifySlots, { fastify: '5.x', name: 'fastify-slots' })
+
+// The namespace merges with the plugin function so `export =` serves CommonJS and ESM consumers
+// alike: `import fastifySlots from 'fastify-slots'`, `import { fastifySlots, SlotError } from ...`
+// and `const fastifySlots = require('fastify-slots')` all type-check.
+declare namespace fastifySlots {
+  export type FastifySlotsOptions = FastifySlotsOptionsType
+  export type AcquireOptions = AcquireOptionsType
+  export type BackoffOptions = BackoffOptionsType
+  export type PingOptions = PingOptionsType
+  export type Slot = SlotType
+  export type SlotErrorCode = SlotErrorCodeType
+  export type SlotStore = SlotStoreType
+  export type TryAcquireArgs = TryAcquireArgsType
+  export type Hold = HoldType
+  export type RedisClientLike = RedisClientLikeType
+  export type SlotError = SlotErrorClass
+  export type MemoryStore = MemoryStoreClass
+  export type RedisStore = RedisStoreClass
+  export type AcquireOutcome = typeof AcquireOutcomeValue[keyof typeof AcquireOutcomeValue]
+  export const SlotError: typeof SlotErrorClass
+  export const MemoryStore: typeof MemoryStoreClass
+  export const RedisStore: typeof RedisStoreClass
+  export const AcquireOutcome: typeof AcquireOutcomeValue
+  export const pingFrames: typeof pingFramesValue
+  export const fastifySlots: FastifySlotsPlugin
+  export { fastifySlots as default }
+}
+
+Object.assign(fastifySlots, {
+  fastifySlots,
+  default: fastifySlots,
+  SlotError: SlotErrorClass,
+  MemoryStore: MemoryStoreClass,
+  RedisStore: RedisStoreClass,
+  AcquireOutcome: AcquireOutcomeValue,
+  pingFrames: pingFramesValue
+})
+
+export = fastifySlots

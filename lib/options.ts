@@ -1,0 +1,201 @@
+/**
+ * Plugin and per-call options: their types, defaults, and validation. Registration errors
+ * are TypeErrors naming the option; per-call errors are SLOT_INVALID_ARGUMENT SlotErrors.
+ */
+import type { FastifyRequest } from 'fastify'
+import { describe, invalidArgument, invalidOption, type SlotError } from './errors'
+import type { SlotStore } from './stores/store'
+import type { RedisClientLike } from './stores/redis-store'
+import { pingFrames } from './sse-writer'
+
+export interface BackoffOptions {
+  /** First retry delay, and the lower clamp of every delay. */
+  initialMs: number
+  /** Each delay is the previous one times this. */
+  multiplier: number
+  /** Upper clamp of every delay. */
+  maxMs: number
+  /** Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]. */
+  jitter: number
+}
+
+export interface PingOptions {
+  /** A stream still waiting after this long is committed and pinged at this interval. */
+  intervalMs: number
+  /** The bytes of one keepalive event, ending in a blank line. See `pingFrames`. */
+  frame: string
+}
+
+export type StreamErrorFrame = (error: SlotError, request: FastifyRequest) => string
+
+export interface FastifySlotsOptions {
+  /** Default: 'redis' when `redis` is given or `fastify.redis` is decorated, else 'memory'. */
+  store?: 'redis' | 'memory' | SlotStore
+  /** An ioredis client (or Cluster) to use instead of `fastify.redis`. */
+  redis?: RedisClientLike
+  /** Key prefix. Default 'slots'. */
+  prefix?: string
+  /** A held slot expires unless renewed; renewed every leaseMs / 3 while held. Default 30000. */
+  leaseMs?: number
+  /** How long a request may wait for a slot. Default 30000. */
+  maxWaitMs?: number
+  /** Requests allowed to wait per subject, beyond the holders. Default 20. */
+  maxWaiters?: number
+  backoff?: Partial<BackoffOptions>
+  /** SSE keepalive while a streaming request waits, or false. Default `{ intervalMs: 15000, frame: pingFrames.comment }`. */
+  ping?: Partial<PingOptions> | false
+  /** Default 'fail-closed' (503). 'fail-open' lets the request proceed without a slot. */
+  onStoreError?: 'fail-closed' | 'fail-open'
+  /** Upper bound of every store call. Default 1000. */
+  storeTimeoutMs?: number
+  /** The bytes written when acquisition fails after the SSE stream was committed. */
+  streamErrorFrame?: StreamErrorFrame
+}
+
+export interface AcquireOptions {
+  /** The request streams (SSE): ping it while it waits. Default false. */
+  stream?: boolean
+  maxWaitMs?: number
+  maxWaiters?: number
+  ping?: Partial<PingOptions> | false
+}
+
+export interface ResolvedOptions {
+  store: 'redis' | 'memory' | SlotStore | undefined
+  redis: RedisClientLike | undefined
+  prefix: string
+  leaseMs: number
+  maxWaitMs: number
+  maxWaiters: number
+  backoff: BackoffOptions
+  ping: PingOptions | false
+  onStoreError: 'fail-closed' | 'fail-open'
+  storeTimeoutMs: number
+  streamErrorFrame: StreamErrorFrame
+}
+
+export interface CallSettings {
+  stream: boolean
+  maxWaitMs: number
+  maxWaiters: number
+  ping: PingOptions | false
+}
+
+const DAY_MS = 86_400_000
+const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/
+
+export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({ initialMs: 100, multiplier: 1.5, maxMs: 2000, jitter: 0.2 })
+export const DEFAULT_PING: Readonly<PingOptions> = Object.freeze({ intervalMs: 15_000, frame: pingFrames.comment })
+
+type Fail = (name: string, expected: string, got: unknown) => Error
+
+const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame'])
+const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping'])
+
+function integer (fail: Fail, name: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw fail(name, `an integer from ${min} to ${max}`, value)
+  }
+  return value
+}
+
+function number (fail: Fail, name: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw fail(name, `a number from ${min} to ${max}`, value)
+  }
+  return value
+}
+
+function plainObject (fail: Fail, name: string, value: unknown, known: Set<string>): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(name === '' ? 'options' : name, 'an object', value)
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) throw fail(name === '' ? key : `${name}.${key}`, `one of the known options (${[...known].join(', ')})`, 'an unknown option')
+  }
+  return value as Record<string, unknown>
+}
+
+function resolveBackoff (fail: Fail, value: unknown): BackoffOptions {
+  if (value === undefined) return { ...DEFAULT_BACKOFF }
+  const b = plainObject(fail, 'backoff', value, new Set(Object.keys(DEFAULT_BACKOFF)))
+  const initialMs = integer(fail, 'backoff.initialMs', b.initialMs, DEFAULT_BACKOFF.initialMs, 1, 60_000)
+  const maxMs = integer(fail, 'backoff.maxMs', b.maxMs, Math.max(DEFAULT_BACKOFF.maxMs, initialMs), initialMs, DAY_MS)
+  return {
+    initialMs,
+    maxMs,
+    multiplier: number(fail, 'backoff.multiplier', b.multiplier, DEFAULT_BACKOFF.multiplier, 1, 100),
+    jitter: number(fail, 'backoff.jitter', b.jitter, DEFAULT_BACKOFF.jitter, 0, 0.99)
+  }
+}
+
+function resolvePing (fail: Fail, name: string, value: unknown, fallback: PingOptions | false): PingOptions | false {
+  if (value === undefined) return fallback
+  if (value === false) return false
+  const p = plainObject(fail, name, value, new Set(['intervalMs', 'frame']))
+  const base = fallback === false ? DEFAULT_PING : fallback
+  const frame = p.frame ?? base.frame
+  if (typeof frame !== 'string' || !frame.endsWith('\n\n') || frame.length > 4096) {
+    throw fail(`${name}.frame`, 'a string of at most 4096 characters ending in a blank line ("\\n\\n")', frame)
+  }
+  return { intervalMs: integer(fail, `${name}.intervalMs`, p.intervalMs, base.intervalMs, 10, DAY_MS), frame }
+}
+
+export function resolveOptions (options: unknown, defaultStreamErrorFrame: StreamErrorFrame): ResolvedOptions {
+  const o = plainObject(invalidOption, '', options ?? {}, KNOWN_OPTIONS)
+  const store = o.store
+  if (store !== undefined && store !== 'redis' && store !== 'memory' && !isSlotStore(store)) {
+    throw invalidOption('store', "'redis', 'memory' or an object implementing SlotStore (tryAcquire, release, leaveQueue, renew)", store)
+  }
+  const redis = o.redis
+  if (redis !== undefined && (typeof redis !== 'object' || redis === null || typeof (redis as RedisClientLike).defineCommand !== 'function')) {
+    throw invalidOption('redis', 'an ioredis client or Cluster', redis)
+  }
+  const prefix = o.prefix ?? 'slots'
+  if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
+    throw invalidOption('prefix', 'a string of 1 to 128 letters, digits, "_", ".", ":" or "-"', prefix)
+  }
+  const onStoreError = o.onStoreError ?? 'fail-closed'
+  if (onStoreError !== 'fail-closed' && onStoreError !== 'fail-open') {
+    throw invalidOption('onStoreError', "'fail-closed' or 'fail-open'", onStoreError)
+  }
+  const streamErrorFrame = o.streamErrorFrame ?? defaultStreamErrorFrame
+  if (typeof streamErrorFrame !== 'function') throw invalidOption('streamErrorFrame', 'a function', streamErrorFrame)
+  return {
+    store: store as ResolvedOptions['store'],
+    redis: redis as RedisClientLike | undefined,
+    prefix,
+    leaseMs: integer(invalidOption, 'leaseMs', o.leaseMs, 30_000, 100, DAY_MS),
+    maxWaitMs: integer(invalidOption, 'maxWaitMs', o.maxWaitMs, 30_000, 0, DAY_MS),
+    maxWaiters: integer(invalidOption, 'maxWaiters', o.maxWaiters, 20, 0, 1_000_000),
+    backoff: resolveBackoff(invalidOption, o.backoff),
+    ping: resolvePing(invalidOption, 'ping', o.ping, { ...DEFAULT_PING }),
+    onStoreError,
+    storeTimeoutMs: integer(invalidOption, 'storeTimeoutMs', o.storeTimeoutMs, 1000, 1, 60_000),
+    streamErrorFrame: streamErrorFrame as StreamErrorFrame
+  }
+}
+
+const failCall: Fail = (name, expected, got) =>
+  invalidArgument(`acquireSlot: option "${name}" must be ${expected}, got ${describe(got)}`)
+
+/** Per-call options over the plugin's; validated before any store call. */
+export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): CallSettings {
+  if (opts === undefined) {
+    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping }
+  }
+  const o = plainObject(failCall, '', opts, KNOWN_CALL_OPTIONS)
+  if (o.stream !== undefined && typeof o.stream !== 'boolean') throw failCall('stream', 'a boolean', o.stream)
+  return {
+    stream: o.stream === true,
+    maxWaitMs: integer(failCall, 'maxWaitMs', o.maxWaitMs, plugin.maxWaitMs, 0, DAY_MS),
+    maxWaiters: integer(failCall, 'maxWaiters', o.maxWaiters, plugin.maxWaiters, 0, 1_000_000),
+    ping: resolvePing(failCall, 'ping', o.ping, plugin.ping)
+  }
+}
+
+function isSlotStore (value: unknown): value is SlotStore {
+  if (typeof value !== 'object' || value === null) return false
+  const s = value as Record<string, unknown>
+  return ['tryAcquire', 'release', 'leaveQueue', 'renew'].every(m => typeof s[m] === 'function')
+}

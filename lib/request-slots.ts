@@ -1,0 +1,47 @@
+/**
+ * Per-request bookkeeping: the slots a request holds and the waits it runs, and the hooks on
+ * every way a request can end. Fastify's onResponse does not run when the client aborts, so
+ * the raw 'close' events are watched too; whichever comes first releases, the rest find
+ * nothing left to do.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { AbortWait } from './wait-for-slot'
+import type { HeldSlot } from './slot'
+import { SseWriter } from './sse-writer'
+
+export class RequestSlots {
+  readonly slots = new Set<HeldSlot>()
+  readonly waits = new Set<AbortWait>()
+  /** The response is over (finished or the client went away): no more slots for this request. */
+  ended = false
+  /** Set once a streaming wait needs keepalives. */
+  sse: SseWriter | undefined
+
+  constructor (readonly request: FastifyRequest, readonly reply: FastifyReply) {
+    const res = reply.raw
+    res.once('close', () => this.end())
+    // IncomingMessage 'close' also fires when a body has been read, so only a destroyed
+    // socket means the client is gone.
+    request.raw.once('close', () => {
+      if (request.raw.socket?.destroyed === true) this.end()
+    })
+  }
+
+  sseWriter (): SseWriter {
+    this.sse ??= new SseWriter(this.request, this.reply)
+    return this.sse
+  }
+
+  /** Ends the request's slot life: aborts its waits and releases its slots. */
+  end (): void {
+    if (this.ended) return
+    this.ended = true
+    for (const abort of this.waits) abort('SLOT_WAIT_ABORTED', 'the client closed the request while waiting for a slot')
+    this.releaseAll()
+  }
+
+  releaseAll (): void {
+    for (const slot of this.slots) slot.release()
+    this.slots.clear()
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The SSE keepalive writer. A streaming request that waits for a slot longer than one ping
+ * interval gets its response committed as an event stream on the raw reply (Fastify's reply
+ * is hijacked: after the first byte, reply.send() can no longer work), then one keepalive
+ * frame per interval. If acquisition fails after that, the error goes into the stream.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { SlotError } from './errors'
+
+export const pingFrames = Object.freeze({
+  /** An SSE comment: ignored by every SSE client (OpenAI-style clients). */
+  comment: ': ping\n\n',
+  /** The seed's Claude/Anthropic format. */
+  anthropic: 'data: {"type": "ping"}\n\n'
+})
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  // Tells nginx not to buffer the stream, or the pings never reach the client.
+  'x-accel-buffering': 'no'
+}
+
+/** `event: error` with a JSON data line carrying type, code and message. */
+export function defaultStreamErrorFrame (error: SlotError): string {
+  const data = JSON.stringify({ type: 'error', code: error.code, message: error.message })
+  return `event: error\ndata: ${data}\n\n`
+}
+
+export class SseWriter {
+  started = false
+
+  constructor (private readonly request: FastifyRequest, private readonly reply: FastifyReply) {}
+
+  /** Commits the response (once) and writes `frame`; false when the raw stream can no longer be written. */
+  write (frame: string, onError: (err: Error) => void): boolean {
+    const raw = this.reply.raw
+    if (raw.destroyed || raw.writableEnded) return false
+    if (!this.started) this.commit()
+    raw.write(frame, err => { if (err != null) onError(err) })
+    return true
+  }
+
+  /** Writes the error event and ends the response; marks the error as streamed. */
+  fail (error: SlotError, frame: string): void {
+    error.streamed = true
+    const raw = this.reply.raw
+    if (!raw.destroyed && !raw.writableEnded) raw.end(frame)
+  }
+
+  private commit (): void {
+    this.started = true
+    const headers: Record<string, string | number | string[]> = {}
+    for (const [name, value] of Object.entries(this.reply.getHeaders())) {
+      if (value !== undefined) headers[name.toLowerCase()] = value
+    }
+    Object.assign(headers, SSE_HEADERS)
+    // Connection-specific headers are forbidden in HTTP/2.
+    if (this.request.raw.httpVersionMajor < 2) headers.connection = 'keep-alive'
+    delete headers['content-length']
+    this.reply.hijack()
+    this.reply.raw.writeHead(200, headers)
+    this.request.slotStreamStarted = true
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The one interface every slot store implements (Redis, memory, or your own). A store keeps,
+ * per subject, a set of holders with lease expiries and a bounded queue of waiting tickets.
+ * Every operation is atomic per subject; expired holders and tickets never count.
+ */
+
+/**
+ * Outcome of {@link SlotStore.tryAcquire}, an integer so Lua can return it as is:
+ * 1 the member holds a slot (or already did: its lease was refreshed); 0 full, and the
+ * member's waiting ticket was added or refreshed (when asked for); -1 full and `maxWaiters`
+ * other tickets are already waiting, so the member was not queued.
+ */
+export const AcquireOutcome = { Acquired: 1, Waiting: 0, QueueFull: -1 } as const
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- a value and its type, like an enum
+export type AcquireOutcome = typeof AcquireOutcome[keyof typeof AcquireOutcome]
+
+export interface TryAcquireArgs {
+  /** Subject tag, `<type>:<encoded id>`. */
+  tag: string
+  /** Unique per request and slot: `<instance id>:<counter>`. */
+  member: string
+  max: number
+  leaseMs: number
+  /** Tickets allowed in the wait queue besides this member's own. */
+  maxWaiters: number
+  /** Lifetime of this member's waiting ticket when full; 0 = do not queue. */
+  ticketTtlMs: number
+}
+
+export interface Hold {
+  tag: string
+  member: string
+}
+
+export interface SlotStore {
+  tryAcquire (args: TryAcquireArgs): Promise<AcquireOutcome>
+  /** Removes the member's holder entry (no-op when absent). */
+  release (hold: Hold): Promise<void>
+  /** Removes the member's waiting ticket (no-op when absent). */
+  leaveQueue (hold: Hold): Promise<void>
+  /**
+   * Extends each hold's lease; one entry per hold, false when the hold had already expired
+   * (the slot is lost and may belong to someone else now). Sent together (one round trip).
+   */
+  renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]>
+  /** Called on app close: stop timers and background work (never closes a client it was given). */
+  close? (): Promise<void> | void
+}
