@@ -89,6 +89,8 @@ export async function redisUrl (t: Teardown): Promise<string> {
 /** A client the test closes when it ends. */
 export function client (t: Teardown, url: string, options: ConstructorParameters<typeof Redis>[1] = {}): Redis {
   const redis = new Redis(url, options)
+  // A private server may stop before this client does; its reconnect errors are expected.
+  redis.on('error', () => {})
   t.teardown(() => redis.disconnect())
   return redis
 }
