@@ -5,17 +5,17 @@ import { startFixture } from './helpers/processes'
 
 /** Samples the subject's holder count in Redis every few ms until stopped; returns the maximum. */
 function sampleHolders (redis: Parameters<typeof holders>[0], prefix: string, tag: string): { stop: () => Promise<{ max: number, samples: number }> } {
-  let running = true
+  const sampling = { running: true }
   let max = 0
   let samples = 0
   const loop = (async () => {
-    while (running) {
+    while (sampling.running) {
       max = Math.max(max, await holders(redis, prefix, tag))
       samples++
       await sleep(2)
     }
   })()
-  return { stop: async () => { running = false; await loop; return { max, samples } } }
+  return { stop: async () => { sampling.running = false; await loop; return { max, samples } } }
 }
 
 t.test('concurrent requests through listen never exceed max and all complete', async t => {

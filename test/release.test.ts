@@ -166,7 +166,7 @@ t.test('app.close() rejects waiters with 503, releases held slots and stops', as
   const closing = app.close()
   const waited = await waiting
   t.equal(waited.status, 503, 'the waiter is told the service is unavailable')
-  t.equal((await waited.json()).code, 'SLOT_STORE_UNAVAILABLE')
+  t.equal((await waited.json() as { code: string }).code, 'SLOT_STORE_UNAVAILABLE')
   finish()
   t.equal((await holding).status, 200, 'the in-flight holder completes')
   // fetch keeps connections alive; Node's server.close() waits for them unless told they are idle.

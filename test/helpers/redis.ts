@@ -6,7 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -87,7 +87,7 @@ export async function redisUrl (t: Teardown): Promise<string> {
 }
 
 /** A client the test closes when it ends. */
-export function client (t: Teardown, url: string, options: ConstructorParameters<typeof Redis>[1] = {}): Redis {
+export function client (t: Teardown, url: string, options: RedisOptions = {}): Redis {
   const redis = new Redis(url, options)
   // A private server may stop before this client does; its reconnect errors are expected.
   redis.on('error', () => {})
