@@ -19,6 +19,11 @@ export class RequestSlots {
 
   constructor (readonly request: FastifyRequest, readonly reply: FastifyReply) {
     const res = reply.raw
+    // The first acquireSlot may come after the client already left: its 'close' is gone.
+    if (res.destroyed || res.writableFinished) {
+      this.ended = true
+      return
+    }
     res.once('close', () => this.end())
     // IncomingMessage 'close' also fires when a body has been read, so only a destroyed
     // socket means the client is gone.

@@ -50,6 +50,9 @@ export class SseWriter {
 
   private commit (): void {
     this.started = true
+    this.request.slotStreamStarted = true
+    // The route may have committed the stream itself before waiting: only add the frames.
+    if (this.reply.raw.headersSent) return
     const headers: Record<string, string | number | string[]> = {}
     for (const [name, value] of Object.entries(this.reply.getHeaders())) {
       if (value !== undefined) headers[name.toLowerCase()] = value
@@ -60,6 +63,5 @@ export class SseWriter {
     delete headers['content-length']
     this.reply.hijack()
     this.reply.raw.writeHead(200, headers)
-    this.request.slotStreamStarted = true
   }
 }
