@@ -54,9 +54,12 @@ export function invalidArgument (message: string): SlotError {
   return new SlotError('SLOT_INVALID_ARGUMENT', message)
 }
 
-/** Registration-time option errors are plain TypeErrors naming the option: they are programmer errors, not HTTP answers. */
-export function invalidOption (name: string, expected: string, got: unknown): TypeError {
-  return new TypeError(`fastify-slots: option "${name}" must be ${expected}, got ${describe(got)}`)
+/**
+ * Registration-time option errors are plain TypeErrors naming the option: they are programmer
+ * errors, not HTTP answers. `problem` reads after the name: 'must be ..., got ...'.
+ */
+export function invalidOption (name: string, problem: string): TypeError {
+  return new TypeError(`fastify-slots: option "${name}" ${problem}`)
 }
 
 export function describe (value: unknown): string {

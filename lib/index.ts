@@ -7,7 +7,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { SlotError as SlotErrorClass, type SlotErrorCode as SlotErrorCodeType } from './errors'
-import { resolveOptions, type AcquireOptions as AcquireOptionsType, type BackoffOptions as BackoffOptionsType, type FastifySlotsOptions as FastifySlotsOptionsType, type PingOptions as PingOptionsType, type ResolvedOptions } from './options'
+import { isRedisClient, resolveOptions, type AcquireOptions as AcquireOptionsType, type BackoffOptions as BackoffOptionsType, type FastifySlotsOptions as FastifySlotsOptionsType, type PingOptions as PingOptionsType, type ResolvedOptions } from './options'
 import { RequestSlots } from './request-slots'
 import type { Slot as SlotType } from './slot'
 import { SlotManager } from './slot-manager'
@@ -40,12 +40,17 @@ interface SlotsRequest extends FastifyRequest {
 
 function createStore (fastify: FastifyInstance, options: ResolvedOptions): SlotStoreType {
   if (typeof options.store === 'object') return options.store
-  const decorated = fastify.hasDecorator('redis') ? (fastify as unknown as { redis: RedisClientLikeType }).redis : undefined
+  const decorated = fastify.hasDecorator('redis') ? (fastify as unknown as { redis: unknown }).redis : undefined
+  // @fastify/redis registered with a namespace decorates an object of clients, not a client.
+  // Falling back to the memory store there would silently stop sharing slots between processes.
   const client = options.redis ?? decorated
   const kind = options.store ?? (client === undefined ? 'memory' : 'redis')
   if (kind === 'memory') return new MemoryStoreClass()
   if (client === undefined) {
-    throw new TypeError("fastify-slots: option \"store\" is 'redis' but no client was found: pass the \"redis\" option or register @fastify/redis first")
+    throw new TypeError('fastify-slots: option "store" is \'redis\' but no client was found: pass the "redis" option or register @fastify/redis first')
+  }
+  if (!isRedisClient(client)) {
+    throw new TypeError('fastify-slots: fastify.redis is not an ioredis client (@fastify/redis registered with a namespace?): pass one as the "redis" option')
   }
   return new RedisStoreClass({ client, prefix: options.prefix })
 }

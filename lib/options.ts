@@ -87,15 +87,20 @@ const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/
 export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({ initialMs: 100, multiplier: 1.5, maxMs: 2000, jitter: 0.2 })
 export const DEFAULT_PING: Readonly<PingOptions> = Object.freeze({ intervalMs: 15_000, frame: pingFrames.comment })
 
-type Fail = (name: string, expected: string, got: unknown) => Error
+/** Builds the error for option `name`; `problem` reads 'must be ..., got ...' or 'is not an option ...'. */
+type Fail = (name: string, problem: string) => Error
+
+const mustBe = (expected: string, got: unknown): string => `must be ${expected}, got ${describe(got)}`
 
 const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame'])
+// Options Fastify itself reads from every register() call; harmless here.
+const FASTIFY_REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
 const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping'])
 
 function integer (fail: Fail, name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw fail(name, `an integer from ${min} to ${max}`, value)
+    throw fail(name, mustBe(`an integer from ${min} to ${max}`, value))
   }
   return value
 }
@@ -103,15 +108,17 @@ function integer (fail: Fail, name: string, value: unknown, fallback: number, mi
 function number (fail: Fail, name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw fail(name, `a number from ${min} to ${max}`, value)
+    throw fail(name, mustBe(`a number from ${min} to ${max}`, value))
   }
   return value
 }
 
 function plainObject (fail: Fail, name: string, value: unknown, known: Set<string>): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(name === '' ? 'options' : name, 'an object', value)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(name === '' ? 'options' : name, mustBe('an object', value))
   for (const key of Object.keys(value)) {
-    if (!known.has(key)) throw fail(name === '' ? key : `${name}.${key}`, `one of the known options (${[...known].join(', ')})`, 'an unknown option')
+    if (!known.has(key) && !(name === '' && FASTIFY_REGISTER_OPTIONS.has(key))) {
+      throw fail(name === '' ? key : `${name}.${key}`, `is not an option (known: ${[...known].join(', ')})`)
+    }
   }
   return value as Record<string, unknown>
 }
@@ -136,7 +143,7 @@ function resolvePing (fail: Fail, name: string, value: unknown, fallback: PingOp
   const base = fallback === false ? DEFAULT_PING : fallback
   const frame = p.frame ?? base.frame
   if (typeof frame !== 'string' || !frame.endsWith('\n\n') || frame.length > 4096) {
-    throw fail(`${name}.frame`, 'a string of at most 4096 characters ending in a blank line ("\\n\\n")', frame)
+    throw fail(`${name}.frame`, mustBe('a string of at most 4096 characters ending in a blank line ("\\n\\n")', frame))
   }
   return { intervalMs: integer(fail, `${name}.intervalMs`, p.intervalMs, base.intervalMs, 10, DAY_MS), frame }
 }
@@ -145,22 +152,22 @@ export function resolveOptions (options: unknown, defaultStreamErrorFrame: Strea
   const o = plainObject(invalidOption, '', options ?? {}, KNOWN_OPTIONS)
   const store = o.store
   if (store !== undefined && store !== 'redis' && store !== 'memory' && !isSlotStore(store)) {
-    throw invalidOption('store', "'redis', 'memory' or an object implementing SlotStore (tryAcquire, release, leaveQueue, renew)", store)
+    throw invalidOption('store', mustBe("'redis', 'memory' or an object implementing SlotStore (tryAcquire, release, leaveQueue, renew)", store))
   }
   const redis = o.redis
-  if (redis !== undefined && (typeof redis !== 'object' || redis === null || typeof (redis as RedisClientLike).defineCommand !== 'function')) {
-    throw invalidOption('redis', 'an ioredis client or Cluster', redis)
+  if (redis !== undefined && !isRedisClient(redis)) {
+    throw invalidOption('redis', mustBe('an ioredis client or Cluster', redis))
   }
   const prefix = o.prefix ?? 'slots'
   if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
-    throw invalidOption('prefix', 'a string of 1 to 128 letters, digits, "_", ".", ":" or "-"', prefix)
+    throw invalidOption('prefix', mustBe('a string of 1 to 128 letters, digits, "_", ".", ":" or "-"', prefix))
   }
   const onStoreError = o.onStoreError ?? 'fail-closed'
   if (onStoreError !== 'fail-closed' && onStoreError !== 'fail-open') {
-    throw invalidOption('onStoreError', "'fail-closed' or 'fail-open'", onStoreError)
+    throw invalidOption('onStoreError', mustBe("'fail-closed' or 'fail-open'", onStoreError))
   }
   const streamErrorFrame = o.streamErrorFrame ?? defaultStreamErrorFrame
-  if (typeof streamErrorFrame !== 'function') throw invalidOption('streamErrorFrame', 'a function', streamErrorFrame)
+  if (typeof streamErrorFrame !== 'function') throw invalidOption('streamErrorFrame', mustBe('a function', streamErrorFrame))
   return {
     store: store as ResolvedOptions['store'],
     redis: redis as RedisClientLike | undefined,
@@ -176,8 +183,7 @@ export function resolveOptions (options: unknown, defaultStreamErrorFrame: Strea
   }
 }
 
-const failCall: Fail = (name, expected, got) =>
-  invalidArgument(`acquireSlot: option "${name}" must be ${expected}, got ${describe(got)}`)
+const failCall: Fail = (name, problem) => invalidArgument(`acquireSlot: option "${name}" ${problem}`)
 
 /** Per-call options over the plugin's; validated before any store call. */
 export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): CallSettings {
@@ -185,7 +191,7 @@ export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): Ca
     return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping }
   }
   const o = plainObject(failCall, '', opts, KNOWN_CALL_OPTIONS)
-  if (o.stream !== undefined && typeof o.stream !== 'boolean') throw failCall('stream', 'a boolean', o.stream)
+  if (o.stream !== undefined && typeof o.stream !== 'boolean') throw failCall('stream', mustBe('a boolean', o.stream))
   return {
     stream: o.stream === true,
     maxWaitMs: integer(failCall, 'maxWaitMs', o.maxWaitMs, plugin.maxWaitMs, 0, DAY_MS),
@@ -198,4 +204,8 @@ function isSlotStore (value: unknown): value is SlotStore {
   if (typeof value !== 'object' || value === null) return false
   const s = value as Record<string, unknown>
   return ['tryAcquire', 'release', 'leaveQueue', 'renew'].every(m => typeof s[m] === 'function')
+}
+
+export function isRedisClient (value: unknown): value is RedisClientLike {
+  return typeof value === 'object' && value !== null && typeof (value as RedisClientLike).defineCommand === 'function'
 }

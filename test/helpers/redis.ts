@@ -46,9 +46,14 @@ export class PrivateRedis {
       '--daemonize', 'no', ...this.extraArgs
     ], { stdio: 'ignore' })
     this.child = child
+    // Even a test process that dies early (a tap timeout) must not leave its server behind.
+    const killOnExit = (): void => { child.kill('SIGKILL') }
+    process.once('exit', killOnExit)
+    child.once('exit', () => process.removeListener('exit', killOnExit))
     const deadline = Date.now() + 5000
     for (;;) {
       const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+      probe.on('error', () => {})
       try {
         await probe.connect()
         await probe.ping()

@@ -1,0 +1,146 @@
+/**
+ * Type tests against the built package (package.json "types": dist/index.d.ts):
+ * `npm run build && npx tsd`. Not run by tap (tap's glob is test/**\/*.test.ts).
+ */
+import fastify, { type FastifyRequest } from 'fastify'
+import { Redis, Cluster } from 'ioredis'
+import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
+import fastifySlotsDefault, { fastifySlots, SlotError, pingFrames, MemoryStore, RedisStore, AcquireOutcome } from '../..'
+import type { AcquireOptions, FastifySlotsOptions, Hold, Slot, SlotErrorCode, SlotStore, TryAcquireArgs } from '../..'
+import fastifySlotsCjs = require('../..')
+
+const app = fastify()
+
+// Registration: no options, typical options, every import style.
+app.register(fastifySlots)
+app.register(fastifySlotsDefault)
+app.register(fastifySlotsCjs)
+app.register(fastifySlotsCjs.fastifySlots)
+app.register(fastifySlots, { leaseMs: 1000, ping: { intervalMs: 100 } })
+app.register(fastifySlotsDefault, { leaseMs: 1000, ping: { intervalMs: 100 } })
+app.register(fastifySlots, {
+  store: 'redis',
+  redis: new Redis(),
+  prefix: 'slots',
+  maxWaitMs: 5000,
+  maxWaiters: 10,
+  backoff: { initialMs: 50, maxMs: 1000, multiplier: 2, jitter: 0.1 },
+  ping: { intervalMs: 15000, frame: pingFrames.anthropic },
+  onStoreError: 'fail-open',
+  storeTimeoutMs: 500,
+  streamErrorFrame: (error, request) => {
+    expectType<SlotError>(error)
+    expectType<FastifyRequest>(request)
+    return `event: error\ndata: ${error.code}\n\n`
+  }
+})
+app.register(fastifySlots, { store: 'memory', ping: false })
+app.register(fastifySlots, { redis: new Cluster([{ host: '127.0.0.1', port: 7000 }]) })
+app.register(fastifySlots, { store: new MemoryStore() })
+app.register(fastifySlots, { store: new RedisStore({ client: new Redis(), prefix: 'slots' }) })
+
+// Bad options do not type-check.
+expectError(app.register(fastifySlots, { leaseMs: '1' }))
+expectError(app.register(fastifySlots, { store: 'mongo' }))
+expectError(app.register(fastifySlots, { onStoreError: 'maybe' }))
+expectError(app.register(fastifySlots, { ping: true }))
+expectError(app.register(fastifySlots, { ping: { frame: 1 } }))
+expectError(app.register(fastifySlots, { backoff: { initialMs: '10' } }))
+expectError(app.register(fastifySlots, { redis: 'redis://localhost' }))
+expectError(app.register(fastifySlots, { streamErrorFrame: 'x' }))
+expectError(app.register(fastifySlots, { store: { tryAcquire: async () => AcquireOutcome.Acquired } }))
+
+expectAssignable<FastifySlotsOptions>({})
+expectAssignable<FastifySlotsOptions>({ ping: false, backoff: { jitter: 0 } })
+expectNotAssignable<FastifySlotsOptions>({ onStoreError: 'maybe' })
+expectNotAssignable<FastifySlotsOptions>({ leaseMs: '1000' })
+
+// A custom object implementing SlotStore is accepted as `store`.
+const customStore: SlotStore = {
+  async tryAcquire (args) {
+    expectType<TryAcquireArgs>(args)
+    expectType<string>(args.tag)
+    expectType<string>(args.member)
+    expectType<number>(args.max)
+    return args.max > 0 ? AcquireOutcome.Acquired : AcquireOutcome.Waiting
+  },
+  async release (hold) { expectType<Hold>(hold) },
+  async leaveQueue (hold) { expectType<Hold>(hold) },
+  async renew (holds, leaseMs) {
+    expectType<readonly Hold[]>(holds)
+    expectType<number>(leaseMs)
+    return holds.map(() => true)
+  }
+}
+app.register(fastifySlots, { store: customStore })
+class ClassStore implements SlotStore {
+  async tryAcquire (): Promise<AcquireOutcome> { return AcquireOutcome.QueueFull }
+  async release (): Promise<void> {}
+  async leaveQueue (): Promise<void> {}
+  async renew (holds: readonly Hold[]): Promise<boolean[]> { return holds.map(() => false) }
+  close (): void {}
+}
+app.register(fastifySlots, { store: new ClassStore() })
+expectAssignable<SlotStore>(new MemoryStore())
+expectAssignable<SlotStore>(new RedisStore({ client: new Redis(), prefix: 'p' }))
+expectNotAssignable<SlotStore>({ tryAcquire: async () => AcquireOutcome.Acquired, release: async () => {} })
+expectType<1>(AcquireOutcome.Acquired)
+expectType<0>(AcquireOutcome.Waiting)
+expectType<-1>(AcquireOutcome.QueueFull)
+// AcquireOutcome is both a value and the union type of its values.
+expectAssignable<AcquireOutcome>(AcquireOutcome.Acquired)
+expectType<1 | 0 | -1>(AcquireOutcome.Acquired as AcquireOutcome)
+expectNotAssignable<AcquireOutcome>(2)
+expectType<fastifySlotsCjs.AcquireOutcome>(AcquireOutcome.Waiting as AcquireOutcome)
+
+// request.acquireSlot and request.slotStreamStarted.
+app.get('/', async (request) => {
+  expectType<Promise<Slot>>(request.acquireSlot('user', 42, 3))
+  expectType<Promise<Slot>>(request.acquireSlot('user', '42', 0, { stream: true, maxWaitMs: 100, maxWaiters: 2, ping: { intervalMs: 10 } }))
+  expectType<Promise<Slot>>(request.acquireSlot('user', 1, 1, { ping: false }))
+  const slot = await request.acquireSlot('user', 42, 3)
+  expectType<Slot>(slot)
+  expectType<string>(slot.type)
+  expectType<string>(slot.id)
+  expectType<number>(slot.waitedMs)
+  expectType<boolean>(slot.bypassed)
+  expectType<Promise<void>>(slot.release())
+  expectError(slot.bypassed = true)
+  expectType<boolean>(request.slotStreamStarted)
+
+  expectError(request.acquireSlot('user', 42))
+  expectError(request.acquireSlot(1, 42, 3))
+  expectError(request.acquireSlot('user', { id: 1 }, 3))
+  expectError(request.acquireSlot('user', null, 3))
+  expectError(request.acquireSlot('user', 42, '3'))
+  expectError(request.acquireSlot('user', 42, 3, { stream: 'yes' }))
+  expectError(request.acquireSlot('user', 42, 3, { maxWaitMs: '10' }))
+  expectError(request.acquireSlot('user', 42, 3, 'fast'))
+  expectAssignable<AcquireOptions>({})
+  expectNotAssignable<AcquireOptions>({ stream: 'yes' })
+  return { waited: slot.waitedMs }
+})
+
+// SlotError: a class with the documented fields.
+const err = new SlotError('SLOT_QUEUE_FULL', 'too many waiting')
+expectAssignable<Error>(err)
+expectType<SlotErrorCode>(err.code)
+expectType<number>(err.statusCode)
+expectType<string | undefined>(err.slotType)
+expectType<string | undefined>(err.slotId)
+expectType<boolean>(err.streamed)
+expectType<Record<string, string> | undefined>(err.headers)
+expectAssignable<SlotErrorCode>('SLOT_WAIT_TIMEOUT')
+expectAssignable<SlotErrorCode>('SLOT_INVALID_ARGUMENT')
+expectNotAssignable<SlotErrorCode>('SLOT_NOPE')
+expectError(new SlotError('SLOT_NOPE', 'x'))
+expectError(err.code = 'SLOT_QUEUE_FULL')
+expectType<SlotError>(new fastifySlotsCjs.SlotError('SLOT_WAIT_ABORTED', 'gone', { slotType: 'user', slotId: '1' }))
+const caught: unknown = err
+if (caught instanceof SlotError) expectType<SlotError>(caught)
+
+// pingFrames: the two documented frames.
+expectType<': ping\n\n'>(pingFrames.comment)
+expectType<'data: {"type": "ping"}\n\n'>(pingFrames.anthropic)
+expectAssignable<FastifySlotsOptions>({ ping: { frame: pingFrames.comment } })
+expectError(pingFrames.comment = 'x')
