@@ -11,12 +11,29 @@ import { isRedisClient, resolveOptions, type AcquireOptions as AcquireOptionsTyp
 import { RequestSlots } from './request-slots'
 import type { Slot as SlotType } from './slot'
 import { SlotManager } from './slot-manager'
+import { withDetachedOwner } from './slot-owner'
 import { defaultStreamErrorFrame, pingFrames as pingFramesValue } from './sse-writer'
 import { MemoryStore as MemoryStoreClass } from './stores/memory-store'
 import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeType } from './stores/redis-store'
 import { AcquireOutcome as AcquireOutcomeValue, type Hold as HoldType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType } from './stores/store'
 
+/** `fastify.slots`: the plugin's instance-level API. */
+interface SlotsDecorator {
+  /**
+   * Takes a slot outside any request (a background job, a benchmark): released by
+   * `slot.release()` or on app close. `signal` aborts the wait.
+   */
+  acquire (type: string, id: string | number, max: number, opts?: Omit<AcquireOptionsType, 'stream' | 'ping'> & { signal?: AbortSignal }): Promise<SlotType>
+  /** The store in use. */
+  readonly store: SlotStoreType
+  /** Prefix of every member this process writes in the store. */
+  readonly instanceId: string
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    slots: SlotsDecorator
+  }
   interface FastifyRequest {
     /**
      * Takes a concurrency slot of subject (type, id) with at most `max` holders (0 = unlimited),
@@ -72,6 +89,14 @@ async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptions
   const options = resolveOptions(opts, defaultStreamErrorFrame)
   const manager = new SlotManager(createStore(fastify, options), options, fastify.log)
 
+  fastify.decorate('slots', {
+    acquire (type: string, id: string | number, max: number, callOptions?: AcquireOptionsType & { signal?: AbortSignal }): Promise<SlotType> {
+      const { signal, ...rest } = callOptions ?? {}
+      return withDetachedOwner(fastify.log, signal, owner => manager.acquire(owner, type, id, max, callOptions === undefined ? undefined : rest))
+    },
+    store: manager.store,
+    instanceId: manager.instanceId
+  } satisfies SlotsDecorator)
   fastify.decorateRequest('slotStreamStarted', false)
   fastify.decorateRequest(kReply, null)
   fastify.decorateRequest(kSlots, null)
@@ -118,6 +143,7 @@ declare namespace fastifySlots {
   export type TryAcquireArgs = TryAcquireArgsType
   export type Hold = HoldType
   export type RedisClientLike = RedisClientLikeType
+  export type Slots = SlotsDecorator
   export type SlotError = SlotErrorClass
   export type MemoryStore = MemoryStoreClass
   export type RedisStore = RedisStoreClass

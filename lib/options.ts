@@ -50,6 +50,12 @@ export interface FastifySlotsOptions {
   storeTimeoutMs?: number
   /** The bytes written when acquisition fails after the SSE stream was committed. */
   streamErrorFrame?: StreamErrorFrame
+  /**
+   * Strict first-come-first-served across processes: a freed slot goes to the oldest waiter
+   * anywhere, and newcomers queue behind it. Default false: waiters in one process are served
+   * in order, but a newcomer may take a slot that frees before a waiter elsewhere retries.
+   */
+  fair?: boolean
 }
 
 export interface AcquireOptions {
@@ -58,6 +64,7 @@ export interface AcquireOptions {
   maxWaitMs?: number
   maxWaiters?: number
   ping?: Partial<PingOptions> | false
+  fair?: boolean
 }
 
 export interface ResolvedOptions {
@@ -72,6 +79,7 @@ export interface ResolvedOptions {
   onStoreError: 'fail-closed' | 'fail-open'
   storeTimeoutMs: number
   streamErrorFrame: StreamErrorFrame
+  fair: boolean
 }
 
 export interface CallSettings {
@@ -79,6 +87,7 @@ export interface CallSettings {
   maxWaitMs: number
   maxWaiters: number
   ping: PingOptions | false
+  fair: boolean
 }
 
 const DAY_MS = 86_400_000
@@ -92,10 +101,10 @@ type Fail = (name: string, problem: string) => Error
 
 const mustBe = (expected: string, got: unknown): string => `must be ${expected}, got ${describe(got)}`
 
-const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame'])
+const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair'])
 // Options Fastify itself reads from every register() call; harmless here.
 const FASTIFY_REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
-const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping'])
+const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair'])
 
 function integer (fail: Fail, name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
@@ -110,6 +119,12 @@ function number (fail: Fail, name: string, value: unknown, fallback: number, min
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     throw fail(name, mustBe(`a number from ${min} to ${max}`, value))
   }
+  return value
+}
+
+function boolean (fail: Fail, name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw fail(name, mustBe('a boolean', value))
   return value
 }
 
@@ -152,7 +167,7 @@ export function resolveOptions (options: unknown, defaultStreamErrorFrame: Strea
   const o = plainObject(invalidOption, '', options ?? {}, KNOWN_OPTIONS)
   const store = o.store
   if (store !== undefined && store !== 'redis' && store !== 'memory' && !isSlotStore(store)) {
-    throw invalidOption('store', mustBe("'redis', 'memory' or an object implementing SlotStore (tryAcquire, release, leaveQueue, renew)", store))
+    throw invalidOption('store', mustBe("'redis', 'memory' or an object implementing SlotStore (tryAcquire, release, leaveQueue, renew, refreshTickets)", store))
   }
   const redis = o.redis
   if (redis !== undefined && !isRedisClient(redis)) {
@@ -179,7 +194,8 @@ export function resolveOptions (options: unknown, defaultStreamErrorFrame: Strea
     ping: resolvePing(invalidOption, 'ping', o.ping, { ...DEFAULT_PING }),
     onStoreError,
     storeTimeoutMs: integer(invalidOption, 'storeTimeoutMs', o.storeTimeoutMs, 1000, 1, 60_000),
-    streamErrorFrame: streamErrorFrame as StreamErrorFrame
+    streamErrorFrame: streamErrorFrame as StreamErrorFrame,
+    fair: boolean(invalidOption, 'fair', o.fair, false)
   }
 }
 
@@ -188,12 +204,12 @@ const failCall: Fail = (name, problem) => invalidArgument(`acquireSlot: option "
 /** Per-call options over the plugin's; validated before any store call. */
 export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): CallSettings {
   if (opts === undefined) {
-    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping }
+    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping, fair: plugin.fair }
   }
   const o = plainObject(failCall, '', opts, KNOWN_CALL_OPTIONS)
-  if (o.stream !== undefined && typeof o.stream !== 'boolean') throw failCall('stream', mustBe('a boolean', o.stream))
   return {
-    stream: o.stream === true,
+    stream: boolean(failCall, 'stream', o.stream, false),
+    fair: boolean(failCall, 'fair', o.fair, plugin.fair),
     maxWaitMs: integer(failCall, 'maxWaitMs', o.maxWaitMs, plugin.maxWaitMs, 0, DAY_MS),
     maxWaiters: integer(failCall, 'maxWaiters', o.maxWaiters, plugin.maxWaiters, 0, 1_000_000),
     ping: resolvePing(failCall, 'ping', o.ping, plugin.ping)
@@ -203,7 +219,7 @@ export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): Ca
 function isSlotStore (value: unknown): value is SlotStore {
   if (typeof value !== 'object' || value === null) return false
   const s = value as Record<string, unknown>
-  return ['tryAcquire', 'release', 'leaveQueue', 'renew'].every(m => typeof s[m] === 'function')
+  return ['tryAcquire', 'release', 'leaveQueue', 'renew', 'refreshTickets'].every(m => typeof s[m] === 'function')
 }
 
 export function isRedisClient (value: unknown): value is RedisClientLike {

@@ -4,20 +4,22 @@
  * the raw 'close' events are watched too; whichever comes first releases, the rest find
  * nothing left to do.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { AbortWait } from './wait-for-slot'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { AbortWait, SlotOwner } from './slot-owner'
 import type { HeldSlot } from './slot'
 import { SseWriter } from './sse-writer'
 
-export class RequestSlots {
+export class RequestSlots implements SlotOwner {
   readonly slots = new Set<HeldSlot>()
   readonly waits = new Set<AbortWait>()
   /** The response is over (finished or the client went away): no more slots for this request. */
   ended = false
+  readonly log: FastifyBaseLogger
   /** Set once a streaming wait needs keepalives. */
   sse: SseWriter | undefined
 
   constructor (readonly request: FastifyRequest, readonly reply: FastifyReply) {
+    this.log = request.log
     const res = reply.raw
     // The first acquireSlot may come after the client already left: its 'close' is gone.
     if (res.destroyed || res.writableFinished) {

@@ -1,90 +1,102 @@
 /**
- * The heart of the plugin: takes slots for requests (first try, then the wait scheduler),
- * keeps every held slot's lease alive with one batched renewal per tick, gives slots back,
- * nudges same-process waiters when a slot frees, and winds everything down on close.
+ * The heart of the plugin: takes slots for their owners (one try, then the subject's wait
+ * queue), keeps every held slot's lease and every waiting ticket alive with one batched round
+ * trip per tick, gives slots back and wakes the subject's waiters, and winds everything down
+ * on close.
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { SlotError, type SlotErrorCode } from './errors'
 import { resolveCallSettings, type CallSettings, type PingOptions, type ResolvedOptions } from './options'
-import type { RequestSlots } from './request-slots'
 import { HeldSlot, type Slot } from './slot'
+import type { AbortWait, SlotOwner } from './slot-owner'
 import { storeUnavailable, withTimeout } from './store-call'
-import { AcquireOutcome, type Hold, type SlotStore } from './stores/store'
+import { isAcquired, AcquireOutcome, type Hold, type SlotStore } from './stores/store'
 import { toSubject, validateMax, type Subject } from './subject'
-import { waitForSlot, Waiter, type AbortWait } from './wait-for-slot'
-
-type WaitResult = 'acquired' | 'timeout' | 'queue-full'
+import { SubjectQueue, WaitingRequest, type WaitResult } from './wait-queue'
 
 export class SlotManager {
-  /** Prefix of every holder member this process writes, so no instance touches another's entries. */
+  /** Prefix of every member this process writes, so no instance touches another's entries. */
   readonly instanceId = randomBytes(9).toString('base64url')
   private counter = 0
   private readonly held = new Set<HeldSlot>()
-  private readonly waiters = new Map<string, Set<Waiter>>()
+  private readonly waiting = new Set<WaitingRequest>()
+  private readonly queues = new Map<string, SubjectQueue>()
   private readonly activeWaits = new Set<AbortWait>()
   private closing = false
   private renewing = false
-  private readonly renewTimer: NodeJS.Timeout
+  private refreshing = false
+  private readonly timers: NodeJS.Timeout[]
   /** Retry-After for 429s: by then a waiter would have retried at least once at full backoff. */
   private readonly retryAfterSeconds: number
-  /** A waiting ticket outlives the longest sleep between two retries, then lapses if its waiter died. */
+  /** A waiting ticket outlives a few refresh ticks, then lapses if its process died. */
   private readonly ticketTtlMs: number
 
   constructor (readonly store: SlotStore, readonly options: ResolvedOptions, private readonly log: FastifyBaseLogger) {
     this.retryAfterSeconds = Math.max(1, Math.ceil(options.backoff.maxMs / 1000))
     this.ticketTtlMs = 2 * (options.backoff.maxMs + options.storeTimeoutMs)
-    this.renewTimer = setInterval(() => { this.renewAll() }, Math.floor(options.leaseMs / 3))
-    this.renewTimer.unref()
+    this.timers = [
+      setInterval(() => { this.renewHeld() }, Math.floor(options.leaseMs / 3)),
+      setInterval(() => { this.refreshTickets() }, Math.floor(this.ticketTtlMs / 3))
+    ]
+    for (const timer of this.timers) timer.unref()
   }
 
-  async acquire (state: RequestSlots, type: unknown, id: unknown, max: unknown, opts: unknown): Promise<Slot> {
+  async acquire (owner: SlotOwner, type: unknown, id: unknown, max: unknown, opts: unknown): Promise<Slot> {
     const started = Date.now()
     const subject = toSubject(type, id)
     const limit = validateMax(max)
     const settings = resolveCallSettings(opts, this.options)
-    const log = state.request.log
-    if (limit === 0) return this.bypass(subject, started, log)
-    if (state.ended) throw this.error('SLOT_WAIT_ABORTED', 'the request already ended', subject)
+    if (settings.stream && owner.sseWriter === undefined) {
+      throw new SlotError('SLOT_INVALID_ARGUMENT', 'acquireSlot: option "stream" needs a request to stream to')
+    }
+    if (limit === 0) return this.bypass(subject, started, owner.log)
+    if (owner.ended) throw this.error('SLOT_WAIT_ABORTED', 'the request already ended', subject)
     if (this.closing) throw this.error('SLOT_STORE_UNAVAILABLE', 'the server is shutting down', subject)
 
     const hold: Hold = { tag: subject.tag, member: `${this.instanceId}:${(++this.counter).toString(36)}` }
-    const attempt = (): Promise<AcquireOutcome> => withTimeout(this.store.tryAcquire({
+    const attempt = (ahead: number): Promise<AcquireOutcome> => withTimeout(this.store.tryAcquire({
       ...hold,
       max: limit,
       leaseMs: this.options.leaseMs,
       maxWaiters: settings.maxWaiters,
-      ticketTtlMs: settings.maxWaitMs > 0 ? this.ticketTtlMs : 0
+      ticketTtlMs: settings.maxWaitMs > 0 ? this.ticketTtlMs : 0,
+      fair: settings.fair,
+      ahead
     }), this.options.storeTimeoutMs, 'the slot store')
 
     let result: WaitResult
     try {
-      result = await this.tryThenWait(state, subject, attempt, settings, started)
+      // Without fair mode, this process's earlier waiters still go first: no barging locally.
+      const first = await attempt(settings.fair ? 0 : this.queues.get(hold.tag)?.length ?? 0)
+      result = isAcquired(first)
+        ? 'acquired'
+        : first === AcquireOutcome.QueueFull ? 'queue-full' : settings.maxWaitMs === 0 ? 'timeout' : await this.wait(owner, subject, hold, () => attempt(0), settings, started)
     } catch (err) {
       // The last attempt may still land (a timed-out call, an abort mid-call): undo it.
-      this.forget(hold, log)
-      if (err instanceof SlotError) throw this.fail(state, err)
+      this.forget(hold, owner.log)
+      if (err instanceof SlotError) throw this.fail(owner, err)
       if (this.options.onStoreError === 'fail-open') {
-        log.warn({ err, slotType: subject.type }, 'fastify-slots: slot store failed; proceeding without a slot (fail-open)')
-        return this.bypass(subject, started, log)
+        owner.log.warn({ err, slotType: subject.type }, 'fastify-slots: slot store failed; proceeding without a slot (fail-open)')
+        return this.bypass(subject, started, owner.log)
       }
-      throw this.fail(state, storeUnavailable(err, subject.type, subject.id))
+      throw this.fail(owner, storeUnavailable(err, subject.type, subject.id))
     }
     if (result !== 'acquired') {
-      this.forget(hold, log)
-      throw this.fail(state, result === 'timeout'
+      this.forget(hold, owner.log)
+      throw this.fail(owner, result === 'timeout'
         ? this.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${settings.maxWaitMs} ms`, subject)
         : this.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject))
     }
 
-    const slot = new HeldSlot(subject.type, subject.id, Date.now() - started, hold, log, s => this.giveBack(s))
-    if (state.ended) {
+    const slot = new HeldSlot(subject.type, subject.id, Date.now() - started, hold, owner.log, s => this.giveBack(s))
+    if (owner.ended) {
       await slot.release()
-      throw this.fail(state, this.error('SLOT_WAIT_ABORTED', 'the request ended while acquiring a slot', subject))
+      throw this.fail(owner, this.error('SLOT_WAIT_ABORTED', 'the request ended while acquiring a slot', subject))
     }
-    state.slots.add(slot)
+    owner.slots.add(slot)
     this.held.add(slot)
-    log.debug({ slotType: subject.type, slotId: subject.id, waitedMs: slot.waitedMs }, 'fastify-slots: slot acquired')
+    owner.log.debug({ slotType: subject.type, slotId: subject.id, waitedMs: slot.waitedMs }, 'fastify-slots: slot acquired')
     return slot
   }
 
@@ -94,52 +106,65 @@ export class SlotManager {
     for (const abort of this.activeWaits) abort('SLOT_STORE_UNAVAILABLE', 'the server is shutting down')
   }
 
-  /** Stops the renewal timer and releases every slot this process still holds. */
+  /** Stops the timers and releases every slot this process still holds. */
   async close (): Promise<void> {
     this.beginClose()
-    clearInterval(this.renewTimer)
+    for (const timer of this.timers) clearInterval(timer)
     await Promise.all([...this.held].map(slot => slot.release()))
     await this.store.close?.()
   }
 
-  private async tryThenWait (state: RequestSlots, subject: Subject, attempt: () => Promise<AcquireOutcome>, settings: CallSettings, started: number): Promise<WaitResult> {
-    const first = await attempt()
-    if (first === AcquireOutcome.Acquired) return 'acquired'
-    if (first === AcquireOutcome.QueueFull) return 'queue-full'
-    if (settings.maxWaitMs === 0) return 'timeout'
-
-    const controller = new AbortController()
-    const abort: AbortWait = (code, message) => controller.abort(this.error(code, message, subject))
-    const waiter = new Waiter()
-    const queue = this.waiters.get(subject.tag) ?? new Set()
-    this.waiters.set(subject.tag, queue)
-    queue.add(waiter)
-    state.waits.add(abort)
+  /** Joins the subject's queue in this process and waits for its turn (or the deadline). */
+  private async wait (owner: SlotOwner, subject: Subject, hold: Hold, attempt: () => Promise<AcquireOutcome>, settings: CallSettings, started: number): Promise<WaitResult> {
+    const queue = this.queueFor(subject.tag)
+    const entry = new WaitingRequest(hold, attempt, started + settings.maxWaitMs, e => {
+      queue.remove(e)
+      this.waiting.delete(e)
+    })
+    const abort: AbortWait = (code, message) => entry.finish(this.error(code, message, subject))
+    owner.waits.add(abort)
     this.activeWaits.add(abort)
-    const pings = settings.stream && settings.ping !== false ? this.startPings(state, settings.ping, abort) : undefined
+    this.waiting.add(entry)
+    queue.add(entry)
+    const pings = settings.stream && settings.ping !== false ? this.startPings(owner, settings.ping, abort) : undefined
     try {
-      return await waitForSlot({ attempt, deadline: started + settings.maxWaitMs, backoff: this.options.backoff, signal: controller.signal, waiter })
+      return await entry.result
     } finally {
       clearInterval(pings)
-      queue.delete(waiter)
-      if (queue.size === 0) this.waiters.delete(subject.tag)
-      state.waits.delete(abort)
+      owner.waits.delete(abort)
       this.activeWaits.delete(abort)
     }
   }
 
-  private startPings (state: RequestSlots, ping: PingOptions, abort: AbortWait): NodeJS.Timeout {
+  /** The subject's queue in this process, subscribed to its releases while anyone waits. */
+  private queueFor (tag: string): SubjectQueue {
+    let queue = this.queues.get(tag)
+    if (queue === undefined) {
+      const created = new SubjectQueue({
+        backoff: this.options.backoff,
+        watch: this.store.watch === undefined ? undefined : wake => this.store.watch!(tag, wake),
+        orphaned: hold => this.forget(hold, this.log),
+        emptied: () => { if (this.queues.get(tag) === created) this.queues.delete(tag) }
+      })
+      queue = created
+      this.queues.set(tag, queue)
+    }
+    return queue
+  }
+
+  private startPings (owner: SlotOwner, ping: PingOptions, abort: AbortWait): NodeJS.Timeout {
     const writeFailed = (): void => abort('SLOT_WAIT_ABORTED', 'writing a keepalive to the client failed')
-    const sse = state.sseWriter()
+    const sse = owner.sseWriter!()
     return setInterval(() => {
       if (!sse.write(ping.frame, writeFailed)) writeFailed()
     }, ping.intervalMs)
   }
 
   /** Writes the error into the stream when the response was already committed as SSE. */
-  private fail (state: RequestSlots, error: SlotError): SlotError {
-    const sse = state.sse
-    if (sse?.started === true) sse.fail(error, this.options.streamErrorFrame(error, state.request))
+  private fail (owner: SlotOwner, error: SlotError): SlotError {
+    if (owner.sse?.started === true && owner.request !== undefined) {
+      owner.sse.fail(error, this.options.streamErrorFrame(error, owner.request))
+    }
     return error
   }
 
@@ -162,34 +187,22 @@ export class SlotManager {
     } catch (err) {
       slot.log.warn({ err, slotType: slot.type }, 'fastify-slots: releasing a slot failed; it frees when its lease expires')
     }
-    this.nudge(hold.tag)
-  }
-
-  /** Wakes the oldest same-process waiter of the subject that is not already awake. */
-  private nudge (tag: string): void {
-    for (const waiter of this.waiters.get(tag) ?? []) {
-      if (!waiter.awake) {
-        waiter.wake()
-        return
-      }
-    }
+    this.queues.get(hold.tag)?.wake()
   }
 
   /** Best-effort removal of a hold and its waiting ticket after a failed or abandoned acquire. */
-  private async forget (hold: Hold, log: FastifyBaseLogger): Promise<void> {
+  private forget (hold: Hold, log: FastifyBaseLogger): void {
     const timeout = this.options.storeTimeoutMs
-    try {
-      await Promise.all([
-        withTimeout(this.store.release(hold), timeout, 'the slot store'),
-        withTimeout(this.store.leaveQueue(hold), timeout, 'the slot store')
-      ])
-    } catch (err) {
+    Promise.all([
+      withTimeout(this.store.release(hold), timeout, 'the slot store'),
+      withTimeout(this.store.leaveQueue(hold), timeout, 'the slot store')
+    ]).catch(err => {
       log.debug({ err }, 'fastify-slots: cleanup after a failed acquire did not reach the store; the entries expire')
-    }
+    })
   }
 
   /** One batched renewal of every held slot per tick; a slot whose lease already lapsed is lost. */
-  private async renewAll (): Promise<void> {
+  private async renewHeld (): Promise<void> {
     if (this.renewing || this.held.size === 0) return
     this.renewing = true
     const slots = [...this.held]
@@ -207,6 +220,20 @@ export class SlotManager {
       this.log.warn({ err }, 'fastify-slots: renewing held slots failed; retrying next tick')
     } finally {
       this.renewing = false
+    }
+  }
+
+  /** Keeps the tickets of this process's waiters alive (the heads' polls refresh theirs too). */
+  private async refreshTickets (): Promise<void> {
+    if (this.refreshing || this.waiting.size === 0) return
+    this.refreshing = true
+    try {
+      const holds = [...this.waiting].map(entry => entry.hold)
+      await withTimeout(this.store.refreshTickets(holds, this.ticketTtlMs), this.options.storeTimeoutMs, 'the slot store')
+    } catch (err) {
+      this.log.debug({ err }, 'fastify-slots: refreshing waiting tickets failed; retrying next tick')
+    } finally {
+      this.refreshing = false
     }
   }
 }

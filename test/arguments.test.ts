@@ -69,6 +69,11 @@ class RecordingStore implements SlotStore {
     this.calls.push(['renew', { holds: holds.length, leaseMs }])
     return await this.inner.renew(holds, leaseMs)
   }
+
+  async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<void> {
+    this.calls.push(['refreshTickets', { holds: holds.length, ticketTtlMs }])
+    await this.inner.refreshTickets(holds, ticketTtlMs)
+  }
 }
 
 interface BadCall {
@@ -648,7 +653,8 @@ const plainStore = (): SlotStore => {
     tryAcquire: args => inner.tryAcquire(args),
     release: hold => inner.release(hold),
     leaveQueue: hold => inner.leaveQueue(hold),
-    renew: (holds, leaseMs) => inner.renew(holds, leaseMs)
+    renew: (holds, leaseMs) => inner.renew(holds, leaseMs),
+    refreshTickets: (holds, ticketTtlMs) => inner.refreshTickets(holds, ticketTtlMs)
   }
 }
 

@@ -11,7 +11,12 @@ import { AcquireOutcome, type TryAcquireArgs } from '../lib/stores/store'
 
 type Test = tap.Test
 
-const { Acquired, Waiting, QueueFull } = AcquireOutcome
+const { Acquired, AcquiredWithRoom, Waiting, QueueFull } = AcquireOutcome
+
+/** Both acquired outcomes as one (the contract suite tests which one). */
+function acquired (outcome: AcquireOutcome): AcquireOutcome {
+  return outcome === AcquiredWithRoom ? Acquired : outcome
+}
 
 function args (tag: string, member: string, overrides: Partial<TryAcquireArgs> = {}): TryAcquireArgs {
   return { tag, member, max: 1, leaseMs: 10_000, maxWaiters: 10, ticketTtlMs: 10_000, ...overrides }
@@ -49,11 +54,11 @@ t.test('keys are <prefix>:{<tag>}:holders and :waiters, and nothing else is writ
   const prefix = 'slots-test'
   const store = new RedisStore({ client: redis, prefix })
   const tag = 'user:42'
-  t.equal(store.holdersKey(tag), 'slots-test:{user:42}:holders')
-  t.equal(store.waitersKey(tag), 'slots-test:{user:42}:waiters')
+  t.equal(store.key(tag, 'holders'), 'slots-test:{user:42}:holders')
+  t.equal(store.key(tag, 'waiters'), 'slots-test:{user:42}:waiters')
 
   t.same(await redis.keys('*'), [], 'the private server starts empty')
-  t.equal(await store.tryAcquire(args(tag, 'h')), Acquired)
+  t.equal(acquired(await store.tryAcquire(args(tag, 'h'))), Acquired)
   t.same(await redis.keys('*'), ['slots-test:{user:42}:holders'], 'a holder writes only the holders key')
   t.equal(await store.tryAcquire(args(tag, 'w')), Waiting)
   t.same((await redis.keys('*')).sort(), ['slots-test:{user:42}:holders', 'slots-test:{user:42}:waiters'])
@@ -84,18 +89,18 @@ t.test('holder scores are Redis TIME + leaseMs, never the client clock', async t
   let after: number
   try {
     before = await redisNow(redis)
-    t.equal(await store.tryAcquire(args(tag, 'a', { max: 2, leaseMs: 5000 })), Acquired)
-    t.equal(await store.tryAcquire(args(tag, 'b', { max: 2, leaseMs: 60_000 })), Acquired)
+    t.equal(acquired(await store.tryAcquire(args(tag, 'a', { max: 2, leaseMs: 5000 }))), Acquired)
+    t.equal(acquired(await store.tryAcquire(args(tag, 'b', { max: 2, leaseMs: 60_000 }))), Acquired)
     t.equal(await store.tryAcquire(args(tag, 'w', { max: 2, ticketTtlMs: 7000 })), Waiting)
     after = await redisNow(redis)
   } finally {
     Date.now = realNow
   }
-  const held = await scores(redis, store.holdersKey(tag))
+  const held = await scores(redis, store.key(tag, 'holders'))
   const tol = 50
   t.ok(held.a >= before + 5000 - tol && held.a <= after + 5000 + tol, `a expires at Redis now + 5000 (${held.a - before - 5000} ms off)`)
   t.ok(held.b >= before + 60_000 - tol && held.b <= after + 60_000 + tol, `b expires at Redis now + 60000 (${held.b - before - 60_000} ms off)`)
-  const waiting = await scores(redis, store.waitersKey(tag))
+  const waiting = await scores(redis, store.key(tag, 'waiters'))
   t.ok(waiting.w >= before + 7000 - tol && waiting.w <= after + 7000 + tol, 'the ticket expires at Redis now + ticketTtlMs')
 
   // Renewal rescores from the Redis clock too.
@@ -110,7 +115,7 @@ t.test('holder scores are Redis TIME + leaseMs, never the client clock', async t
   } finally {
     Date.now = realNow
   }
-  const renewed = (await scores(redis, store.holdersKey(tag))).a
+  const renewed = (await scores(redis, store.key(tag, 'holders'))).a
   t.ok(renewed >= renewBefore + 8000 - tol && renewed <= renewAfter + 8000 + tol, 'renew sets Redis now + leaseMs')
 })
 
@@ -129,35 +134,35 @@ t.test('the holders key lives as long as its longest lease, and goes when empty'
 
   // Long lease first, then a short one: the short one must not shorten the key.
   const tag = 'user:long-first'
-  const holders = store.holdersKey(tag)
-  t.equal(await store.tryAcquire(args(tag, 'long', { max: 3, leaseMs: 3000 })), Acquired)
-  t.equal(await store.tryAcquire(args(tag, 'short', { max: 3, leaseMs: 300 })), Acquired)
+  const holders = store.key(tag, 'holders')
+  t.equal(acquired(await store.tryAcquire(args(tag, 'long', { max: 3, leaseMs: 3000 }))), Acquired)
+  t.equal(acquired(await store.tryAcquire(args(tag, 'short', { max: 3, leaseMs: 300 }))), Acquired)
   await coversAll(holders, 'long then short')
   t.ok(await redis.pttl(holders) > 2000, 'the key keeps the long lease')
 
   // Short first, then long: the key must be extended.
   const tag2 = 'user:short-first'
-  const holders2 = store.holdersKey(tag2)
-  t.equal(await store.tryAcquire(args(tag2, 'short', { max: 3, leaseMs: 300 })), Acquired)
-  t.equal(await store.tryAcquire(args(tag2, 'long', { max: 3, leaseMs: 3000 })), Acquired)
+  const holders2 = store.key(tag2, 'holders')
+  t.equal(acquired(await store.tryAcquire(args(tag2, 'short', { max: 3, leaseMs: 300 }))), Acquired)
+  t.equal(acquired(await store.tryAcquire(args(tag2, 'long', { max: 3, leaseMs: 3000 }))), Acquired)
   await coversAll(holders2, 'short then long')
 
   // Renewing with a longer lease extends the key too.
   const tag3 = 'user:renewed'
-  const holders3 = store.holdersKey(tag3)
-  t.equal(await store.tryAcquire(args(tag3, 'a', { leaseMs: 300 })), Acquired)
+  const holders3 = store.key(tag3, 'holders')
+  t.equal(acquired(await store.tryAcquire(args(tag3, 'a', { leaseMs: 300 }))), Acquired)
   t.same(await store.renew([{ tag: tag3, member: 'a' }], 4000), [true])
   await coversAll(holders3, 'renewed to a longer lease')
 
   // Re-acquiring with a longer lease, some time later.
   await sleep(100)
-  t.equal(await store.tryAcquire(args(tag3, 'a', { leaseMs: 5000 })), Acquired)
+  t.equal(acquired(await store.tryAcquire(args(tag3, 'a', { leaseMs: 5000 }))), Acquired)
   await coversAll(holders3, 're-acquired with a longer lease')
 
   // Waiting tickets: the waiters key covers the longest ticket.
   t.equal(await store.tryAcquire(args(tag3, 'w1', { ticketTtlMs: 3000 })), Waiting)
   t.equal(await store.tryAcquire(args(tag3, 'w2', { ticketTtlMs: 300 })), Waiting)
-  await coversAll(store.waitersKey(tag3), 'waiters')
+  await coversAll(store.key(tag3, 'waiters'), 'waiters')
 
   // Once empty, the keys are gone: by release...
   await store.release({ tag, member: 'long' })
@@ -166,15 +171,15 @@ t.test('the holders key lives as long as its longest lease, and goes when empty'
   await store.release({ tag: tag3, member: 'a' })
   await store.leaveQueue({ tag: tag3, member: 'w1' })
   await store.leaveQueue({ tag: tag3, member: 'w2' })
-  t.equal(await redis.exists(store.waitersKey(tag3)), 0, 'left: the waiters key is gone')
+  t.equal(await redis.exists(store.key(tag3, 'waiters')), 0, 'left: the waiters key is gone')
 
   // ...and by expiry, with no call at all.
   const tag4 = 'user:expires'
-  t.equal(await store.tryAcquire(args(tag4, 'a', { leaseMs: 150 })), Acquired)
+  t.equal(acquired(await store.tryAcquire(args(tag4, 'a', { leaseMs: 150 }))), Acquired)
   t.equal(await store.tryAcquire(args(tag4, 'w', { ticketTtlMs: 150 })), Waiting)
   await sleep(300)
-  t.equal(await redis.exists(store.holdersKey(tag4)), 0, 'expired lease: the holders key expired')
-  t.equal(await redis.exists(store.waitersKey(tag4)), 0, 'expired ticket: the waiters key expired')
+  t.equal(await redis.exists(store.key(tag4, 'holders')), 0, 'expired lease: the holders key expired')
+  t.equal(await redis.exists(store.key(tag4, 'waiters')), 0, 'expired ticket: the waiters key expired')
 
   await store.release({ tag: tag2, member: 'short' })
   await store.release({ tag: tag2, member: 'long' })
@@ -198,12 +203,13 @@ t.test('the scripts reply with integers', async t => {
     fastifySlotsTryAcquire: (...a: unknown[]) => Promise<unknown>
     fastifySlotsRenew: (...a: unknown[]) => Promise<unknown>
   }
-  const h = store.holdersKey(tag)
-  const w = store.waitersKey(tag)
+  const h = store.key(tag, 'holders')
+  const w = store.key(tag, 'waiters')
+  const q = store.key(tag, 'queue')
   const replies = [
-    await raw.fastifySlotsTryAcquire(h, w, 'h', 1, 10_000, 1, 10_000),
-    await raw.fastifySlotsTryAcquire(h, w, 'w', 1, 10_000, 1, 10_000),
-    await raw.fastifySlotsTryAcquire(h, w, 'x', 1, 10_000, 1, 10_000),
+    await raw.fastifySlotsTryAcquire(h, w, q, 'h', 1, 10_000, 1, 10_000, 0, 0),
+    await raw.fastifySlotsTryAcquire(h, w, q, 'w', 1, 10_000, 1, 10_000, 0, 0),
+    await raw.fastifySlotsTryAcquire(h, w, q, 'x', 1, 10_000, 1, 10_000, 0, 0),
     await raw.fastifySlotsRenew(h, 'h', 10_000),
     await raw.fastifySlotsRenew(h, 'nobody', 10_000)
   ]
@@ -226,15 +232,15 @@ t.test('two stores on one client', async t => {
   const first = new RedisStore({ client: redis, prefix })
   const second = new RedisStore({ client: redis, prefix })
   const other = new RedisStore({ client: redis, prefix: `${prefix}-other` })
-  t.same(defined, ['fastifySlotsTryAcquire', 'fastifySlotsRenew'], 'the scripts are defined once per client')
+  t.same(defined, ['fastifySlotsTryAcquire', 'fastifySlotsRenew', 'fastifySlotsRelease', 'fastifySlotsLeaveQueue'], 'the scripts are defined once per client')
 
   const tag = 'user:1'
-  t.equal(await first.tryAcquire(args(tag, 'a')), Acquired)
+  t.equal(acquired(await first.tryAcquire(args(tag, 'a'))), Acquired)
   t.equal(await second.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 })), Waiting, 'same prefix: same slots')
-  t.equal(await other.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 })), Acquired, 'another prefix: other slots')
+  t.equal(acquired(await other.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Acquired, 'another prefix: other slots')
   t.same(await second.renew([{ tag, member: 'a' }, { tag, member: 'b' }], 10_000), [true, false], 'renew through the other store')
   await second.release({ tag, member: 'a' })
-  t.equal(await first.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 })), Acquired)
+  t.equal(acquired(await first.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Acquired)
   await first.release({ tag, member: 'b' })
   await other.release({ tag, member: 'b' })
   t.same(await keysUnder(redis, prefix), [])
@@ -245,11 +251,11 @@ t.test('the scripts are reloaded when Redis forgot them (SCRIPT FLUSH, as after 
   const redis = client(t, server.url)
   const store = new RedisStore({ client: redis, prefix: 'flush' })
   const tag = 'user:1'
-  t.equal(await store.tryAcquire(args(tag, 'a', { max: 2 })), Acquired)
+  t.equal(acquired(await store.tryAcquire(args(tag, 'a', { max: 2 }))), Acquired)
   await redis.script('FLUSH')
   t.same(await store.renew([{ tag, member: 'a' }, { tag, member: 'b' }], 10_000), [true, false], 'renew (a pipeline) reloads')
   await redis.script('FLUSH')
-  t.equal(await store.tryAcquire(args(tag, 'b', { max: 2 })), Acquired, 'tryAcquire reloads')
+  t.equal(acquired(await store.tryAcquire(args(tag, 'b', { max: 2 }))), Acquired, 'tryAcquire reloads')
   t.equal(await store.tryAcquire(args(tag, 'c', { max: 2 })), Waiting)
 })
 
@@ -269,12 +275,12 @@ t.test('works on clients with default options (RESP3) and on RESP2', async t => 
 
       const store = new RedisStore({ client: redis, prefix })
       const tag = 'user:1'
-      t.equal(await store.tryAcquire(args(tag, 'a', { maxWaiters: 1 })), Acquired)
+      t.equal(acquired(await store.tryAcquire(args(tag, 'a', { maxWaiters: 1 }))), Acquired)
       t.equal(await store.tryAcquire(args(tag, 'b', { maxWaiters: 1 })), Waiting)
       t.equal(await store.tryAcquire(args(tag, 'c', { maxWaiters: 1 })), QueueFull)
       t.same(await store.renew([{ tag, member: 'a' }, { tag, member: 'b' }], 10_000), [true, false])
       await store.release({ tag, member: 'a' })
-      t.equal(await store.tryAcquire(args(tag, 'b', { maxWaiters: 1 })), Acquired, 'b takes the released slot')
+      t.equal(acquired(await store.tryAcquire(args(tag, 'b', { maxWaiters: 1 }))), Acquired, 'b takes the released slot')
       t.equal(await store.tryAcquire(args(tag, 'c', { maxWaiters: 1 })), Waiting, "b's ticket left with it")
       await store.release({ tag, member: 'b' })
       await store.leaveQueue({ tag, member: 'c' })

@@ -25,7 +25,8 @@ function countingStore (inner: fastifySlots.SlotStore): fastifySlots.SlotStore &
     tryAcquire: (args: fastifySlots.TryAcquireArgs) => inner.tryAcquire(args),
     release: (hold: fastifySlots.Hold) => { store.releases++; return inner.release(hold) },
     leaveQueue: (hold: fastifySlots.Hold) => inner.leaveQueue(hold),
-    renew: (holds: readonly fastifySlots.Hold[], leaseMs: number) => inner.renew(holds, leaseMs)
+    renew: (holds: readonly fastifySlots.Hold[], leaseMs: number) => inner.renew(holds, leaseMs),
+    refreshTickets: (holds: readonly fastifySlots.Hold[], ttlMs: number) => inner.refreshTickets(holds, ttlMs)
   }
   return store
 }

@@ -117,7 +117,8 @@ function customStore (tryAcquire: (args: TryAcquireArgs) => Promise<never>): Slo
     tryAcquire,
     release: async (hold) => { cleaned.push(hold) },
     leaveQueue: async (hold) => { cleaned.push(hold) },
-    renew: async (holds) => holds.map(() => false)
+    renew: async (holds) => holds.map(() => false),
+    refreshTickets: async () => {}
   }
 }
 

@@ -4,12 +4,12 @@
  */
 import { AcquireOutcome, type Hold, type SlotStore, type TryAcquireArgs } from './store'
 
-/** member → expiry (ms since epoch). */
+/** member → expiry (ms since epoch). Maps keep insertion order: the tickets' arrival order. */
 type Expiries = Map<string, number>
 
 interface SubjectState {
   holders: Expiries
-  waiters: Expiries
+  tickets: Expiries
 }
 
 export interface MemoryStoreOptions {
@@ -23,6 +23,16 @@ function purge (entries: Expiries, now: number): void {
   }
 }
 
+/** Live tickets that arrived before `member`'s (all of them when it has none). */
+function rank (tickets: Expiries, member: string): number {
+  let ahead = 0
+  for (const key of tickets.keys()) {
+    if (key === member) return ahead
+    ahead++
+  }
+  return ahead
+}
+
 export class MemoryStore implements SlotStore {
   private readonly subjects = new Map<string, SubjectState>()
   private readonly now: () => number
@@ -31,21 +41,23 @@ export class MemoryStore implements SlotStore {
     this.now = options.now ?? Date.now
   }
 
-  async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs }: TryAcquireArgs): Promise<AcquireOutcome> {
+  async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs, fair = false, ahead = 0 }: TryAcquireArgs): Promise<AcquireOutcome> {
     const now = this.now()
-    const state = this.subjects.get(tag) ?? { holders: new Map(), waiters: new Map() }
+    const state = this.subjects.get(tag) ?? { holders: new Map(), tickets: new Map() }
     this.subjects.set(tag, state)
     try {
       purge(state.holders, now)
-      if (state.holders.has(member) || state.holders.size < max) {
+      purge(state.tickets, now)
+      const holding = state.holders.has(member)
+      const others = state.holders.size - (holding ? 1 : 0)
+      if (holding || others + (fair ? rank(state.tickets, member) : ahead) < max) {
         state.holders.set(member, now + leaseMs)
-        state.waiters.delete(member)
-        return AcquireOutcome.Acquired
+        state.tickets.delete(member)
+        return others + 1 < max ? AcquireOutcome.AcquiredWithRoom : AcquireOutcome.Acquired
       }
       if (ticketTtlMs <= 0) return AcquireOutcome.Waiting
-      purge(state.waiters, now)
-      if (!state.waiters.has(member) && state.waiters.size >= maxWaiters) return AcquireOutcome.QueueFull
-      state.waiters.set(member, now + ticketTtlMs)
+      if (!state.tickets.has(member) && state.tickets.size >= maxWaiters) return AcquireOutcome.QueueFull
+      state.tickets.set(member, now + ticketTtlMs)
       return AcquireOutcome.Waiting
     } finally {
       this.forgetIfEmpty(tag, state)
@@ -62,23 +74,16 @@ export class MemoryStore implements SlotStore {
   async leaveQueue ({ tag, member }: Hold): Promise<void> {
     const state = this.subjects.get(tag)
     if (state === undefined) return
-    state.waiters.delete(member)
+    state.tickets.delete(member)
     this.forgetIfEmpty(tag, state)
   }
 
   async renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]> {
-    const now = this.now()
-    return holds.map(({ tag, member }) => {
-      const holders = this.subjects.get(tag)?.holders
-      const expiry = holders?.get(member)
-      if (holders === undefined || expiry === undefined) return false
-      if (expiry <= now) {
-        holders.delete(member)
-        return false
-      }
-      holders.set(member, now + leaseMs)
-      return true
-    })
+    return this.extend(holds, 'holders', leaseMs)
+  }
+
+  async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<void> {
+    this.extend(holds, 'tickets', ticketTtlMs)
   }
 
   /** Counts live holders and waiters of a subject tag (for tests and diagnostics). */
@@ -87,12 +92,29 @@ export class MemoryStore implements SlotStore {
     if (state === undefined) return { held: 0, waiting: 0 }
     const now = this.now()
     purge(state.holders, now)
-    purge(state.waiters, now)
-    return { held: state.holders.size, waiting: state.waiters.size }
+    purge(state.tickets, now)
+    return { held: state.holders.size, waiting: state.tickets.size }
+  }
+
+  /** Extends live entries in place (a ticket keeps its place in line); lapsed ones are dropped. */
+  private extend (holds: readonly Hold[], structure: keyof SubjectState, ttlMs: number): boolean[] {
+    const now = this.now()
+    return holds.map(({ tag, member }) => {
+      const state = this.subjects.get(tag)
+      const expiry = state?.[structure].get(member)
+      if (state === undefined || expiry === undefined) return false
+      if (expiry <= now) {
+        state[structure].delete(member)
+        this.forgetIfEmpty(tag, state)
+        return false
+      }
+      state[structure].set(member, now + ttlMs)
+      return true
+    })
   }
 
   /** Memory is freed when a subject has neither holders nor waiters. */
   private forgetIfEmpty (tag: string, state: SubjectState): void {
-    if (state.holders.size === 0 && state.waiters.size === 0) this.subjects.delete(tag)
+    if (state.holders.size === 0 && state.tickets.size === 0) this.subjects.delete(tag)
   }
 }

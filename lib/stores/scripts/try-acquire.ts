@@ -1,38 +1,62 @@
+import { KEEP_ALIVE, REDIS_NOW } from './redis-time'
+
 /**
- * KEYS[1] holders zset, KEYS[2] waiting-tickets zset (both carry the subject's hash tag).
- * ARGV member, max, leaseMs, maxWaiters, ticketTtlMs.
- * Scores are expiry times in ms from the Redis clock, so callers with different leases
- * coexist and no client clock is trusted. Returns 1 acquired, 0 waiting, -1 queue full.
+ * KEYS: holders zset (member → lease expiry), tickets zset (waiting member → ticket expiry),
+ * queue zset (waiting member → arrival order, kept for fair mode); all under one hash tag.
+ * ARGV: member, max, leaseMs, maxWaiters, ticketTtlMs, fair (1/0), ahead.
+ *
+ * Expired holders and tickets are purged first, so nothing dead ever counts. A member may
+ * take a slot when `holders + ahead < max`, where `ahead` is, in fair mode, the number of live
+ * tickets older than its own (every process's waiters), and otherwise what the caller says
+ * (its own process's earlier waiters). Otherwise it takes or refreshes a ticket, unless
+ * `maxWaiters` others already wait.
+ * Returns 2 acquired with room left, 1 acquired (now full), 0 waiting, -1 queue full.
  */
-export const TRY_ACQUIRE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+export const TRY_ACQUIRE = REDIS_NOW + KEEP_ALIVE + `
+local holders, tickets, queue = KEYS[1], KEYS[2], KEYS[3]
 local member = ARGV[1]
 local max = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local maxWaiters = tonumber(ARGV[4])
 local ticketTtl = tonumber(ARGV[5])
+local fair = ARGV[6] == '1'
+local ahead = tonumber(ARGV[7])
 
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZSCORE', KEYS[1], member) or redis.call('ZCARD', KEYS[1]) < max then
-  redis.call('ZADD', KEYS[1], now + lease, member)
-  if redis.call('PTTL', KEYS[1]) < lease then
-    redis.call('PEXPIRE', KEYS[1], lease)
-  end
-  redis.call('ZREM', KEYS[2], member)
+redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
+local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now)
+if #expired > 0 then
+  redis.call('ZREM', tickets, unpack(expired))
+  redis.call('ZREM', queue, unpack(expired))
+end
+
+local held = redis.call('ZCARD', holders)
+local holding = redis.call('ZSCORE', holders, member)
+if fair and not holding then
+  ahead = redis.call('ZRANK', queue, member) or redis.call('ZCARD', queue)
+end
+if holding or held + ahead < max then
+  redis.call('ZADD', holders, now + lease, member)
+  keepAlive(holders, lease)
+  redis.call('ZREM', tickets, member)
+  redis.call('ZREM', queue, member)
+  if holding then held = held - 1 end
+  if held + 1 < max then return 2 end
   return 1
 end
 
-if ticketTtl <= 0 then
-  return 0
+if ticketTtl <= 0 then return 0 end
+if not redis.call('ZSCORE', tickets, member) then
+  if redis.call('ZCARD', tickets) >= maxWaiters then return -1 end
+  if fair then
+    -- Arrival order in µs of Redis time, strictly increasing even within one µs.
+    local last = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')
+    local order = nowUs
+    if #last > 0 and tonumber(last[2]) >= order then order = tonumber(last[2]) + 1 end
+    redis.call('ZADD', queue, order, member)
+    keepAlive(queue, ticketTtl)
+  end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if not redis.call('ZSCORE', KEYS[2], member) and redis.call('ZCARD', KEYS[2]) >= maxWaiters then
-  return -1
-end
-redis.call('ZADD', KEYS[2], now + ticketTtl, member)
-if redis.call('PTTL', KEYS[2]) < ticketTtl then
-  redis.call('PEXPIRE', KEYS[2], ticketTtl)
-end
+redis.call('ZADD', tickets, now + ticketTtl, member)
+keepAlive(tickets, ticketTtl)
 return 0
 `

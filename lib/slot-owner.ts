@@ -1,0 +1,42 @@
+/**
+ * Who takes slots: a request (released when it ends) or a caller of `fastify.slots.acquire`
+ * outside any request (released by the caller, or on app close).
+ */
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { SlotErrorCode } from './errors'
+import type { HeldSlot } from './slot'
+import type { SseWriter } from './sse-writer'
+
+/** Stops a wait; it rejects with a SlotError of this code and message. */
+export type AbortWait = (code: SlotErrorCode, message: string) => void
+
+export interface SlotOwner {
+  readonly log: FastifyBaseLogger
+  /** No more slots: the request is over. */
+  readonly ended: boolean
+  /** Slots to release when the owner ends. */
+  readonly slots: Set<HeldSlot>
+  /** Waits to abort when the owner ends. */
+  readonly waits: Set<AbortWait>
+  /** Present when the owner is a request that can be kept alive with SSE pings. */
+  readonly request?: FastifyRequest
+  readonly sse?: SseWriter
+  sseWriter? (): SseWriter
+}
+
+/**
+ * Runs `take` for a caller of `fastify.slots.acquire`: an owner that nothing ends but the
+ * caller's AbortSignal, whose listener is removed once the call settles.
+ */
+export async function withDetachedOwner<T> (log: FastifyBaseLogger, signal: AbortSignal | undefined, take: (owner: SlotOwner) => Promise<T>): Promise<T> {
+  const owner = { log, ended: signal?.aborted === true, slots: new Set<HeldSlot>(), waits: new Set<AbortWait>() }
+  const abort = (): void => {
+    for (const wait of owner.waits) wait('SLOT_WAIT_ABORTED', 'the wait was aborted by its signal')
+  }
+  signal?.addEventListener('abort', abort, { once: true })
+  try {
+    return await take(owner)
+  } finally {
+    signal?.removeEventListener('abort', abort)
+  }
+}
