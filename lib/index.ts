@@ -11,28 +11,15 @@ import { isRedisClient, resolveOptions, type AcquireOptions as AcquireOptionsTyp
 import { RequestSlots } from './request-slots'
 import type { Slot as SlotType } from './slot'
 import { SlotManager } from './slot-manager'
-import { withDetachedOwner } from './slot-owner'
+import { SlotsApi } from './slots-api'
 import { defaultStreamErrorFrame, pingFrames as pingFramesValue } from './sse-writer'
 import { MemoryStore as MemoryStoreClass } from './stores/memory-store'
 import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeType } from './stores/redis-store'
 import { AcquireOutcome as AcquireOutcomeValue, type Hold as HoldType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType } from './stores/store'
 
-/** `fastify.slots`: the plugin's instance-level API. */
-interface SlotsDecorator {
-  /**
-   * Takes a slot outside any request (a background job, a benchmark): released by
-   * `slot.release()` or on app close. `signal` aborts the wait.
-   */
-  acquire (type: string, id: string | number, max: number, opts?: Omit<AcquireOptionsType, 'stream' | 'ping'> & { signal?: AbortSignal }): Promise<SlotType>
-  /** The store in use. */
-  readonly store: SlotStoreType
-  /** Prefix of every member this process writes in the store. */
-  readonly instanceId: string
-}
-
 declare module 'fastify' {
   interface FastifyInstance {
-    slots: SlotsDecorator
+    slots: SlotsApi
   }
   interface FastifyRequest {
     /**
@@ -89,14 +76,7 @@ async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptions
   const options = resolveOptions(opts, defaultStreamErrorFrame)
   const manager = new SlotManager(createStore(fastify, options), options, fastify.log)
 
-  fastify.decorate('slots', {
-    acquire (type: string, id: string | number, max: number, callOptions?: AcquireOptionsType & { signal?: AbortSignal }): Promise<SlotType> {
-      const { signal, ...rest } = callOptions ?? {}
-      return withDetachedOwner(fastify.log, signal, owner => manager.acquire(owner, type, id, max, callOptions === undefined ? undefined : rest))
-    },
-    store: manager.store,
-    instanceId: manager.instanceId
-  } satisfies SlotsDecorator)
+  fastify.decorate('slots', new SlotsApi(manager, fastify.log, options.usageCacheMs))
   fastify.decorateRequest('slotStreamStarted', false)
   fastify.decorateRequest(kReply, null)
   fastify.decorateRequest(kSlots, null)
@@ -143,7 +123,7 @@ declare namespace fastifySlots {
   export type TryAcquireArgs = TryAcquireArgsType
   export type Hold = HoldType
   export type RedisClientLike = RedisClientLikeType
-  export type Slots = SlotsDecorator
+  export type Slots = SlotsApi
   export type SlotError = SlotErrorClass
   export type MemoryStore = MemoryStoreClass
   export type RedisStore = RedisStoreClass

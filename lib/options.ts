@@ -56,6 +56,8 @@ export interface FastifySlotsOptions {
    * in order, but a newcomer may take a slot that frees before a waiter elsewhere retries.
    */
   fair?: boolean
+  /** How long `fastify.slots.usage()` answers from memory (sub2api uses 200). Default 0: off. */
+  usageCacheMs?: number
 }
 
 export interface AcquireOptions {
@@ -80,6 +82,7 @@ export interface ResolvedOptions {
   storeTimeoutMs: number
   streamErrorFrame: StreamErrorFrame
   fair: boolean
+  usageCacheMs: number
 }
 
 export interface CallSettings {
@@ -101,7 +104,7 @@ type Fail = (name: string, problem: string) => Error
 
 const mustBe = (expected: string, got: unknown): string => `must be ${expected}, got ${describe(got)}`
 
-const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair'])
+const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs'])
 // Options Fastify itself reads from every register() call; harmless here.
 const FASTIFY_REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
 const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair'])
@@ -195,7 +198,8 @@ export function resolveOptions (options: unknown, defaultStreamErrorFrame: Strea
     onStoreError,
     storeTimeoutMs: integer(invalidOption, 'storeTimeoutMs', o.storeTimeoutMs, 1000, 1, 60_000),
     streamErrorFrame: streamErrorFrame as StreamErrorFrame,
-    fair: boolean(invalidOption, 'fair', o.fair, false)
+    fair: boolean(invalidOption, 'fair', o.fair, false),
+    usageCacheMs: integer(invalidOption, 'usageCacheMs', o.usageCacheMs, 0, 0, 60_000)
   }
 }
 

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { SlotError, type SlotErrorCode } from './errors'
+import { SlotEvents } from './events'
 import { resolveCallSettings, type CallSettings, type PingOptions, type ResolvedOptions } from './options'
 import { HeldSlot, type Slot } from './slot'
 import type { AbortWait, SlotOwner } from './slot-owner'
@@ -32,7 +33,10 @@ export class SlotManager {
   /** A waiting ticket outlives a few refresh ticks, then lapses if its process died. */
   private readonly ticketTtlMs: number
 
+  readonly events: SlotEvents
+
   constructor (readonly store: SlotStore, readonly options: ResolvedOptions, private readonly log: FastifyBaseLogger) {
+    this.events = new SlotEvents(log)
     this.retryAfterSeconds = Math.max(1, Math.ceil(options.backoff.maxMs / 1000))
     this.ticketTtlMs = 2 * (options.backoff.maxMs + options.storeTimeoutMs)
     this.timers = [
@@ -75,29 +79,36 @@ export class SlotManager {
     } catch (err) {
       // The last attempt may still land (a timed-out call, an abort mid-call): undo it.
       this.forget(hold, owner.log)
-      if (err instanceof SlotError) throw this.fail(owner, err)
+      if (err instanceof SlotError) throw this.fail(owner, err, started)
+      this.events.notify('storeError', { operation: 'tryAcquire', error: err })
       if (this.options.onStoreError === 'fail-open') {
         owner.log.warn({ err, slotType: subject.type }, 'fastify-slots: slot store failed; proceeding without a slot (fail-open)')
         return this.bypass(subject, started, owner.log)
       }
-      throw this.fail(owner, storeUnavailable(err, subject.type, subject.id))
+      throw this.fail(owner, storeUnavailable(err, subject.type, subject.id), started)
     }
     if (result !== 'acquired') {
       this.forget(hold, owner.log)
       throw this.fail(owner, result === 'timeout'
         ? this.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${settings.maxWaitMs} ms`, subject)
-        : this.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject))
+        : this.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject), started)
     }
 
     const slot = new HeldSlot(subject.type, subject.id, Date.now() - started, hold, owner.log, s => this.giveBack(s))
     if (owner.ended) {
       await slot.release()
-      throw this.fail(owner, this.error('SLOT_WAIT_ABORTED', 'the request ended while acquiring a slot', subject))
+      throw this.fail(owner, this.error('SLOT_WAIT_ABORTED', 'the request ended while acquiring a slot', subject), started)
     }
     owner.slots.add(slot)
     this.held.add(slot)
     owner.log.debug({ slotType: subject.type, slotId: subject.id, waitedMs: slot.waitedMs }, 'fastify-slots: slot acquired')
+    this.events.notify('acquired', { type: subject.type, id: subject.id, waitedMs: slot.waitedMs })
     return slot
+  }
+
+  /** Slots held and requests waiting in this process right now. */
+  get counts (): { held: number, waiting: number } {
+    return { held: this.held.size, waiting: this.waiting.size }
   }
 
   /** Called as the app starts closing: waiting requests get 503 at once instead of holding up close(). */
@@ -126,7 +137,7 @@ export class SlotManager {
     this.activeWaits.add(abort)
     this.waiting.add(entry)
     queue.add(entry)
-    const pings = settings.stream && settings.ping !== false ? this.startPings(owner, settings.ping, abort) : undefined
+    const pings = settings.stream && settings.ping !== false ? this.startPings(owner, subject, settings.ping, abort) : undefined
     try {
       return await entry.result
     } finally {
@@ -152,16 +163,18 @@ export class SlotManager {
     return queue
   }
 
-  private startPings (owner: SlotOwner, ping: PingOptions, abort: AbortWait): NodeJS.Timeout {
+  private startPings (owner: SlotOwner, subject: Subject, ping: PingOptions, abort: AbortWait): NodeJS.Timeout {
     const writeFailed = (): void => abort('SLOT_WAIT_ABORTED', 'writing a keepalive to the client failed')
     const sse = owner.sseWriter!()
     return setInterval(() => {
-      if (!sse.write(ping.frame, writeFailed)) writeFailed()
+      if (!sse.write(ping.frame, writeFailed)) return writeFailed()
+      this.events.notify('ping', { type: subject.type, id: subject.id })
     }, ping.intervalMs)
   }
 
-  /** Writes the error into the stream when the response was already committed as SSE. */
-  private fail (owner: SlotOwner, error: SlotError): SlotError {
+  /** Reports a failed acquire, and writes it into the stream when the response was already committed as SSE. */
+  private fail (owner: SlotOwner, error: SlotError, started: number): SlotError {
+    this.events.notify('rejected', { type: error.slotType ?? '', id: error.slotId ?? '', code: error.code, waitedMs: Date.now() - started })
     if (owner.sse?.started === true && owner.request !== undefined) {
       owner.sse.fail(error, this.options.streamErrorFrame(error, owner.request))
     }
@@ -183,9 +196,12 @@ export class SlotManager {
     if (hold === null || slot.lost) return
     try {
       await withTimeout(this.store.release(hold), this.options.storeTimeoutMs, 'the slot store')
-      slot.log.debug({ slotType: slot.type, slotId: slot.id, heldMs: Date.now() - slot.acquiredAt }, 'fastify-slots: slot released')
+      const heldMs = Date.now() - slot.acquiredAt
+      slot.log.debug({ slotType: slot.type, slotId: slot.id, heldMs }, 'fastify-slots: slot released')
+      this.events.notify('released', { type: slot.type, id: slot.id, heldMs })
     } catch (err) {
       slot.log.warn({ err, slotType: slot.type }, 'fastify-slots: releasing a slot failed; it frees when its lease expires')
+      this.events.notify('storeError', { operation: 'release', error: err })
     }
     this.queues.get(hold.tag)?.wake()
   }
@@ -215,9 +231,11 @@ export class SlotManager {
         slot.lost = true
         this.held.delete(slot)
         slot.log.warn({ slotType: slot.type, slotId: slot.id }, 'fastify-slots: slot lost: its lease expired before it was renewed')
+        this.events.notify('lost', { type: slot.type, id: slot.id, heldMs: Date.now() - slot.acquiredAt })
       })
     } catch (err) {
       this.log.warn({ err }, 'fastify-slots: renewing held slots failed; retrying next tick')
+      this.events.notify('storeError', { operation: 'renew', error: err })
     } finally {
       this.renewing = false
     }
@@ -232,6 +250,7 @@ export class SlotManager {
       await withTimeout(this.store.refreshTickets(holds, this.ticketTtlMs), this.options.storeTimeoutMs, 'the slot store')
     } catch (err) {
       this.log.debug({ err }, 'fastify-slots: refreshing waiting tickets failed; retrying next tick')
+      this.events.notify('storeError', { operation: 'refreshTickets', error: err })
     } finally {
       this.refreshing = false
     }

@@ -232,7 +232,7 @@ t.test('two stores on one client', async t => {
   const first = new RedisStore({ client: redis, prefix })
   const second = new RedisStore({ client: redis, prefix })
   const other = new RedisStore({ client: redis, prefix: `${prefix}-other` })
-  t.same(defined, ['fastifySlotsTryAcquire', 'fastifySlotsRenew', 'fastifySlotsRelease', 'fastifySlotsLeaveQueue'], 'the scripts are defined once per client')
+  t.same(defined, ['fastifySlotsTryAcquire', 'fastifySlotsRenew', 'fastifySlotsRelease', 'fastifySlotsLeaveQueue', 'fastifySlotsCountLive'], 'the scripts are defined once per client')
 
   const tag = 'user:1'
   t.equal(acquired(await first.tryAcquire(args(tag, 'a'))), Acquired)

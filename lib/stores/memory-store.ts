@@ -2,7 +2,7 @@
  * The in-process store: the same semantics as the Redis store for a single instance (and for
  * trying the plugin without Redis). Slots are not shared between processes.
  */
-import { AcquireOutcome, type Hold, type SlotStore, type TryAcquireArgs } from './store'
+import { AcquireOutcome, type Hold, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
 
 /** member → expiry (ms since epoch). Maps keep insertion order: the tickets' arrival order. */
 type Expiries = Map<string, number>
@@ -86,14 +86,16 @@ export class MemoryStore implements SlotStore {
     this.extend(holds, 'tickets', ticketTtlMs)
   }
 
-  /** Counts live holders and waiters of a subject tag (for tests and diagnostics). */
-  count (tag: string): { held: number, waiting: number } {
-    const state = this.subjects.get(tag)
-    if (state === undefined) return { held: 0, waiting: 0 }
+  async usage (tags: readonly string[]): Promise<SubjectLoad[]> {
     const now = this.now()
-    purge(state.holders, now)
-    purge(state.tickets, now)
-    return { held: state.holders.size, waiting: state.tickets.size }
+    return tags.map(tag => {
+      const state = this.subjects.get(tag)
+      if (state === undefined) return { held: 0, waiting: 0 }
+      purge(state.holders, now)
+      purge(state.tickets, now)
+      this.forgetIfEmpty(tag, state)
+      return { held: state.holders.size, waiting: state.tickets.size }
+    })
   }
 
   /** Extends live entries in place (a ticket keeps its place in line); lapsed ones are dropped. */

@@ -5,11 +5,12 @@
  * with a single Redis or an ioredis Cluster: a script touches only the keys it is given, all
  * under the subject's hash tag.
  */
-import type { AcquireOutcome, Hold, ReleaseWatch, SlotStore, TryAcquireArgs } from './store'
+import type { AcquireOutcome, Hold, ReleaseWatch, SlotStore, SubjectLoad, TryAcquireArgs } from './store'
 import { ReleaseSubscriber, type SubscriberLike } from './release-subscriber'
 import { TRY_ACQUIRE } from './scripts/try-acquire'
 import { RENEW } from './scripts/renew'
 import { LEAVE_QUEUE, RELEASE } from './scripts/release'
+import { COUNT_LIVE } from './scripts/count-live'
 
 type Reply = Promise<number>
 type PipelineResult = Array<[Error | null, unknown]> | null
@@ -19,6 +20,7 @@ interface ScriptCommands {
   fastifySlotsRenew (key: string, member: string, ttlMs: number): Reply
   fastifySlotsRelease (holders: string, tickets: string, member: string, channel: string, sharded: number): Reply
   fastifySlotsLeaveQueue (tickets: string, queue: string, member: string): Reply
+  fastifySlotsCountLive (holders: string, tickets: string): Promise<[number, number]>
 }
 
 interface Pipeline extends ScriptCommands {
@@ -45,7 +47,8 @@ const SCRIPTS: Array<[keyof ScriptCommands, number, string]> = [
   ['fastifySlotsTryAcquire', 3, TRY_ACQUIRE],
   ['fastifySlotsRenew', 1, RENEW],
   ['fastifySlotsRelease', 2, RELEASE],
-  ['fastifySlotsLeaveQueue', 2, LEAVE_QUEUE]
+  ['fastifySlotsLeaveQueue', 2, LEAVE_QUEUE],
+  ['fastifySlotsCountLive', 2, COUNT_LIVE]
 ]
 
 export class RedisStore implements SlotStore {
@@ -93,11 +96,20 @@ export class RedisStore implements SlotStore {
   }
 
   async renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]> {
-    return await this.renewAll(holds, 'holders', leaseMs)
+    const replies = await this.batch(holds, (c, h) => c.fastifySlotsRenew(this.key(h.tag, 'holders'), h.member, leaseMs))
+    return replies.map(r => Number(r) === 1)
   }
 
   async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<void> {
-    await this.renewAll(holds, 'waiters', ticketTtlMs)
+    await this.batch(holds, (c, h) => c.fastifySlotsRenew(this.key(h.tag, 'waiters'), h.member, ticketTtlMs))
+  }
+
+  async usage (tags: readonly string[]): Promise<SubjectLoad[]> {
+    const replies = await this.batch(tags, (c, tag) => c.fastifySlotsCountLive(this.key(tag, 'holders'), this.key(tag, 'waiters')))
+    return replies.map(reply => {
+      const [held, waiting] = reply as [number, number]
+      return { held: Number(held), waiting: Number(waiting) }
+    })
   }
 
   watch (tag: string, onRelease: () => void): ReleaseWatch {
@@ -109,22 +121,21 @@ export class RedisStore implements SlotStore {
     this.subscriber?.close()
   }
 
-  /** Runs the renew script for every hold in one round trip. */
-  private async renewAll (holds: readonly Hold[], structure: 'holders' | 'waiters', ttlMs: number): Promise<boolean[]> {
-    if (holds.length === 0) return []
+  /** One script call per item, all in one round trip: a pipeline, or per node on a Cluster. */
+  private async batch<T> (items: readonly T[], call: (commands: ScriptCommands, item: T) => Promise<unknown>): Promise<unknown[]> {
+    if (items.length === 0) return []
     if (this.client.isCluster === true) {
-      // A Cluster pipeline must stay within one node; holds spread over shards go one by one
-      // (ioredis still sends those issued in the same tick together per node).
-      const replies = await Promise.all(holds.map(h => this.client.fastifySlotsRenew(this.key(h.tag, structure), h.member, ttlMs)))
-      return replies.map(r => Number(r) === 1)
+      // A Cluster pipeline must stay within one slot; ioredis sends commands issued in the same
+      // tick to each node together.
+      return await Promise.all(items.map(item => call(this.client, item)))
     }
     const pipeline = this.client.pipeline() as Pipeline
-    for (const h of holds) pipeline.fastifySlotsRenew(this.key(h.tag, structure), h.member, ttlMs)
+    for (const item of items) call(pipeline, item)
     const results = await pipeline.exec()
-    if (results === null) throw new Error('renew pipeline was discarded')
+    if (results === null) throw new Error('the pipeline was discarded')
     return results.map(([err, reply]) => {
       if (err !== null) throw err
-      return Number(reply) === 1
+      return reply
     })
   }
 }

@@ -39,6 +39,11 @@ export interface TryAcquireArgs {
   ahead?: number
 }
 
+export interface SubjectLoad {
+  held: number
+  waiting: number
+}
+
 export interface Hold {
   tag: string
   member: string
@@ -64,6 +69,8 @@ export interface SlotStore {
   renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]>
   /** Extends the waiting tickets of members still waiting (one round trip); lapsed ones stay lapsed. */
   refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<void>
+  /** Optional: live holders and waiters of each subject tag, in order (one round trip per shard). */
+  usage? (tags: readonly string[]): Promise<SubjectLoad[]>
   /**
    * Optional: calls `onRelease` when a slot of the subject is released by another process.
    * In-process releases wake waiters without it; without it, other processes' releases are

@@ -1,0 +1,131 @@
+/**
+ * `fastify.slots`: the plugin's instance-level API. Take a slot outside a request, read the
+ * load of many subjects at once (what a gateway uses to pick an upstream account), subscribe
+ * to events, and read in-process statistics.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import { invalidArgument } from './errors'
+import type { SlotEventMap } from './events'
+import type { AcquireOptions } from './options'
+import type { Slot } from './slot'
+import type { SlotManager } from './slot-manager'
+import { withDetachedOwner } from './slot-owner'
+import { StatsRecorder, type SlotStats } from './stats'
+import { withTimeout } from './store-call'
+import type { SlotStore, SubjectLoad } from './stores/store'
+import { toSubject, validateMax } from './subject'
+
+export interface SubjectUsage extends SubjectLoad {
+  id: string
+}
+
+export interface Candidate {
+  id: string | number
+  max: number
+}
+
+export type DetachedAcquireOptions = Omit<AcquireOptions, 'stream' | 'ping'> & { signal?: AbortSignal }
+
+type Listener<K extends keyof SlotEventMap> = (...args: SlotEventMap[K]) => void
+
+export class SlotsApi {
+  private readonly stats$: StatsRecorder
+  /** type → (ids key → in-flight or fresh read), for the short usage cache with single-flight. */
+  private readonly reads = new Map<string, { at: number, load: Promise<SubjectUsage[]> }>()
+
+  constructor (private readonly manager: SlotManager, private readonly log: FastifyBaseLogger, private readonly usageCacheMs: number) {
+    this.stats$ = new StatsRecorder(manager.events)
+  }
+
+  /** The store in use. */
+  get store (): SlotStore {
+    return this.manager.store
+  }
+
+  /** Prefix of every member this process writes in the store. */
+  get instanceId (): string {
+    return this.manager.instanceId
+  }
+
+  /**
+   * Takes a slot outside any request (a background job, a benchmark): released by
+   * `slot.release()` or on app close. `signal` aborts the wait.
+   */
+  acquire (type: string, id: string | number, max: number, opts?: DetachedAcquireOptions): Promise<Slot> {
+    const { signal, ...rest } = opts ?? {}
+    return withDetachedOwner(this.log, signal, owner => this.manager.acquire(owner, type, id, max, opts === undefined ? undefined : rest))
+  }
+
+  /**
+   * Live holders and waiters of many subjects of one type, read in one round trip per Redis
+   * shard (expired entries never count, by Redis time). Cached `usageCacheMs` in process, and
+   * concurrent identical reads share one store call.
+   */
+  async usage (type: string, ids: ReadonlyArray<string | number>): Promise<SubjectUsage[]> {
+    if (!Array.isArray(ids)) throw invalidArgument('usage: ids must be an array')
+    const subjects = ids.map(id => toSubject(type, id))
+    const store = this.manager.store
+    if (store.usage === undefined) throw invalidArgument('usage: this store cannot report usage (it has no usage method)')
+    const key = `${type}\n${subjects.map(s => s.tag).join('\n')}`
+    const cached = this.reads.get(key)
+    const now = Date.now()
+    if (cached !== undefined && now - cached.at <= this.usageCacheMs) return await cached.load
+    const load = withTimeout(store.usage(subjects.map(s => s.tag)), this.manager.options.storeTimeoutMs, 'the slot store')
+      .then(loads => loads.map((l, i) => ({ id: subjects[i].id, held: l.held, waiting: l.waiting })))
+    this.reads.set(key, { at: now, load })
+    // Keep the entry while the read runs (single-flight); after that only if a cache is on.
+    load.then(() => this.expire(key, load), () => this.reads.delete(key))
+    return await load
+  }
+
+  /**
+   * The candidate with the lowest load `(held + waiting) / max` under 100 %, ties broken by
+   * order; null when all are full. A candidate with max 0 is unlimited: load 0.
+   */
+  async leastLoaded<C extends Candidate> (type: string, candidates: readonly C[]): Promise<C | null> {
+    if (!Array.isArray(candidates)) throw invalidArgument('leastLoaded: candidates must be an array of { id, max }')
+    for (const c of candidates) validateMax(c?.max)
+    const loads = await this.usage(type, candidates.map(c => c.id))
+    let best: C | null = null
+    let bestRate = Infinity
+    candidates.forEach((candidate, i) => {
+      const rate = candidate.max === 0 ? 0 : (loads[i].held + loads[i].waiting) / candidate.max
+      if (rate < 1 && rate < bestRate) {
+        best = candidate
+        bestRate = rate
+      }
+    })
+    return best
+  }
+
+  /** Counters by outcome and a wait-time histogram, for this process. */
+  stats (): SlotStats {
+    const { held, waiting } = this.manager.counts
+    return this.stats$.snapshot(held, waiting)
+  }
+
+  on<K extends keyof SlotEventMap> (event: K, listener: Listener<K>): this {
+    this.manager.events.on(event, listener as never)
+    return this
+  }
+
+  once<K extends keyof SlotEventMap> (event: K, listener: Listener<K>): this {
+    this.manager.events.once(event, listener as never)
+    return this
+  }
+
+  off<K extends keyof SlotEventMap> (event: K, listener: Listener<K>): this {
+    this.manager.events.off(event, listener as never)
+    return this
+  }
+
+  private expire (key: string, load: Promise<SubjectUsage[]>): void {
+    if (this.usageCacheMs <= 0) {
+      if (this.reads.get(key)?.load === load) this.reads.delete(key)
+      return
+    }
+    setTimeout(() => {
+      if (this.reads.get(key)?.load === load) this.reads.delete(key)
+    }, this.usageCacheMs).unref()
+  }
+}
