@@ -29,12 +29,12 @@ export type DetachedAcquireOptions = Omit<AcquireOptions, 'stream' | 'ping'> & {
 type Listener<K extends keyof SlotEventMap> = (...args: SlotEventMap[K]) => void
 
 export class SlotsApi {
-  private readonly stats$: StatsRecorder
-  /** type → (ids key → in-flight or fresh read), for the short usage cache with single-flight. */
-  private readonly reads = new Map<string, { at: number, load: Promise<SubjectUsage[]> }>()
+  private readonly recorder: StatsRecorder
+  /** Reads in flight or still fresh, by type and ids: the usage cache with single-flight. */
+  private readonly reads = new Map<string, Promise<SubjectUsage[]>>()
 
   constructor (private readonly manager: SlotManager, private readonly log: FastifyBaseLogger, private readonly usageCacheMs: number) {
-    this.stats$ = new StatsRecorder(manager.events)
+    this.recorder = new StatsRecorder(manager.events)
   }
 
   /** The store in use. */
@@ -67,14 +67,17 @@ export class SlotsApi {
     const store = this.manager.store
     if (store.usage === undefined) throw invalidArgument('usage: this store cannot report usage (it has no usage method)')
     const key = `${type}\n${subjects.map(s => s.tag).join('\n')}`
-    const cached = this.reads.get(key)
-    const now = Date.now()
-    if (cached !== undefined && now - cached.at <= this.usageCacheMs) return await cached.load
+    const shared = this.reads.get(key)
+    if (shared !== undefined) return await shared
     const load = withTimeout(store.usage(subjects.map(s => s.tag)), this.manager.options.storeTimeoutMs, 'the slot store')
       .then(loads => loads.map((l, i) => ({ id: subjects[i].id, held: l.held, waiting: l.waiting })))
-    this.reads.set(key, { at: now, load })
-    // Keep the entry while the read runs (single-flight); after that only if a cache is on.
-    load.then(() => this.expire(key, load), () => this.reads.delete(key))
+    // In flight, the read is shared (single-flight); once answered, kept usageCacheMs.
+    this.reads.set(key, load)
+    const forget = (): void => { if (this.reads.get(key) === load) this.reads.delete(key) }
+    load.then(() => {
+      if (this.usageCacheMs > 0) setTimeout(forget, this.usageCacheMs).unref()
+      else forget()
+    }, forget)
     return await load
   }
 
@@ -101,7 +104,7 @@ export class SlotsApi {
   /** Counters by outcome and a wait-time histogram, for this process. */
   stats (): SlotStats {
     const { held, waiting } = this.manager.counts
-    return this.stats$.snapshot(held, waiting)
+    return this.recorder.snapshot(held, waiting)
   }
 
   on<K extends keyof SlotEventMap> (event: K, listener: Listener<K>): this {
@@ -117,15 +120,5 @@ export class SlotsApi {
   off<K extends keyof SlotEventMap> (event: K, listener: Listener<K>): this {
     this.manager.events.off(event, listener as never)
     return this
-  }
-
-  private expire (key: string, load: Promise<SubjectUsage[]>): void {
-    if (this.usageCacheMs <= 0) {
-      if (this.reads.get(key)?.load === load) this.reads.delete(key)
-      return
-    }
-    setTimeout(() => {
-      if (this.reads.get(key)?.load === load) this.reads.delete(key)
-    }, this.usageCacheMs).unref()
   }
 }
