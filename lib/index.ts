@@ -12,12 +12,18 @@ import { RequestSlots } from './request-slots'
 import type { Slot as SlotType } from './slot'
 import { SlotManager } from './slot-manager'
 import { SlotsApi } from './slots-api'
-import { defaultStreamErrorFrame, pingFrames as pingFramesValue } from './sse-writer'
+import { routeSlots, takeRouteSlots, type RouteSlot as RouteSlotType } from './route-config'
+import { pingFrames as pingFramesValue } from './sse-writer'
+import { protocols as protocolsValue, type ProtocolName as ProtocolNameType, type StreamProtocol as StreamProtocolType } from './protocols'
 import { MemoryStore as MemoryStoreClass } from './stores/memory-store'
 import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeType } from './stores/redis-store'
 import { AcquireOutcome as AcquireOutcomeValue, type Hold as HoldType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType } from './stores/store'
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Slots this route takes, in order, before its handler (see RouteSlot). */
+    slots?: RouteSlotType[]
+  }
   interface FastifyInstance {
     slots: SlotsApi
   }
@@ -73,7 +79,7 @@ function requestSlots (request: SlotsRequest): RequestSlots {
 }
 
 async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptionsType): Promise<void> {
-  const options = resolveOptions(opts, defaultStreamErrorFrame)
+  const options = resolveOptions(opts)
   const manager = new SlotManager(createStore(fastify, options), options, fastify.log)
 
   fastify.decorate('slots', new SlotsApi(manager, fastify.log, options.usageCacheMs))
@@ -88,6 +94,22 @@ async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptions
     }
   })
 
+  // Only routes that declare slots pay for the preHandler; it runs after the route's own
+  // preHandlers (which may authenticate the user the slot's id comes from).
+  fastify.addHook('onRoute', route => {
+    const slots = routeSlots(route)
+    if (slots === undefined) return
+    const take = async (request: FastifyRequest): Promise<void> => {
+      const state = requestSlots(request as SlotsRequest)
+      state.hijackOnStream = false
+      try {
+        await takeRouteSlots(request, slots)
+      } finally {
+        state.hijackOnStream = true
+      }
+    }
+    route.preHandler = route.preHandler === undefined ? [take] : [...[route.preHandler].flat(), take]
+  })
   fastify.addHook('onRequest', (request, reply, done) => {
     (request as SlotsRequest)[kReply] = reply
     done()
@@ -124,6 +146,9 @@ declare namespace fastifySlots {
   export type Hold = HoldType
   export type RedisClientLike = RedisClientLikeType
   export type Slots = SlotsApi
+  export type ProtocolName = ProtocolNameType
+  export type RouteSlot = RouteSlotType
+  export type StreamProtocol = StreamProtocolType
   export type SlotError = SlotErrorClass
   export type MemoryStore = MemoryStoreClass
   export type RedisStore = RedisStoreClass
@@ -133,6 +158,7 @@ declare namespace fastifySlots {
   export const RedisStore: typeof RedisStoreClass
   export const AcquireOutcome: typeof AcquireOutcomeValue
   export const pingFrames: typeof pingFramesValue
+  export const protocols: typeof protocolsValue
   export const fastifySlots: FastifySlotsPlugin
   export { fastifySlots as default }
 }
@@ -144,7 +170,8 @@ Object.assign(fastifySlots, {
   MemoryStore: MemoryStoreClass,
   RedisStore: RedisStoreClass,
   AcquireOutcome: AcquireOutcomeValue,
-  pingFrames: pingFramesValue
+  pingFrames: pingFramesValue,
+  protocols: protocolsValue
 })
 
 export = fastifySlots

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify'
 import { describe, invalidArgument, invalidOption, type SlotError } from './errors'
 import type { SlotStore } from './stores/store'
 import type { RedisClientLike } from './stores/redis-store'
-import { pingFrames } from './sse-writer'
+import { protocols, type ProtocolName } from './protocols'
 
 export interface BackoffOptions {
   /** First retry delay, and the lower clamp of every delay. */
@@ -42,13 +42,18 @@ export interface FastifySlotsOptions {
   /** Requests allowed to wait per subject, beyond the holders. Default 20. */
   maxWaiters?: number
   backoff?: Partial<BackoffOptions>
-  /** SSE keepalive while a streaming request waits, or false. Default `{ intervalMs: 15000, frame: pingFrames.comment }`. */
+  /** SSE keepalive while a streaming request waits, or false. Default `{ intervalMs: 15000, frame: <the protocol's ping> }`. */
   ping?: Partial<PingOptions> | false
   /** Default 'fail-closed' (503). 'fail-open' lets the request proceed without a slot. */
   onStoreError?: 'fail-closed' | 'fail-open'
   /** Upper bound of every store call. Default 1000. */
   storeTimeoutMs?: number
-  /** The bytes written when acquisition fails after the SSE stream was committed. */
+  /**
+   * The wire protocol of waiting streams: its keepalive frame and its error frame.
+   * 'generic' (default), 'anthropic', 'openai-chat' or 'openai-responses'.
+   */
+  protocol?: ProtocolName
+  /** The bytes written when acquisition fails after the SSE stream was committed. Default: the protocol's error frame. */
   streamErrorFrame?: StreamErrorFrame
   /**
    * Strict first-come-first-served across processes: a freed slot goes to the oldest waiter
@@ -67,6 +72,8 @@ export interface AcquireOptions {
   maxWaiters?: number
   ping?: Partial<PingOptions> | false
   fair?: boolean
+  /** This stream's wire protocol: its pings (unless `ping.frame` is given) and its error frame. */
+  protocol?: ProtocolName
 }
 
 export interface ResolvedOptions {
@@ -91,23 +98,24 @@ export interface CallSettings {
   maxWaiters: number
   ping: PingOptions | false
   fair: boolean
+  errorFrame: StreamErrorFrame
 }
 
 const DAY_MS = 86_400_000
 const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/
 
 export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({ initialMs: 100, multiplier: 1.5, maxMs: 2000, jitter: 0.2 })
-export const DEFAULT_PING: Readonly<PingOptions> = Object.freeze({ intervalMs: 15_000, frame: pingFrames.comment })
+export const DEFAULT_PING: Readonly<PingOptions> = Object.freeze({ intervalMs: 15_000, frame: protocols.generic.ping })
 
 /** Builds the error for option `name`; `problem` reads 'must be ..., got ...' or 'is not an option ...'. */
 type Fail = (name: string, problem: string) => Error
 
 const mustBe = (expected: string, got: unknown): string => `must be ${expected}, got ${describe(got)}`
 
-const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs'])
+const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs', 'protocol'])
 // Options Fastify itself reads from every register() call; harmless here.
 const FASTIFY_REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
-const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair'])
+const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair', 'protocol'])
 
 function integer (fail: Fail, name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
@@ -166,8 +174,9 @@ function resolvePing (fail: Fail, name: string, value: unknown, fallback: PingOp
   return { intervalMs: integer(fail, `${name}.intervalMs`, p.intervalMs, base.intervalMs, 10, DAY_MS), frame }
 }
 
-export function resolveOptions (options: unknown, defaultStreamErrorFrame: StreamErrorFrame): ResolvedOptions {
+export function resolveOptions (options: unknown): ResolvedOptions {
   const o = plainObject(invalidOption, '', options ?? {}, KNOWN_OPTIONS)
+  const protocol = protocols[resolveProtocol(invalidOption, o.protocol, 'generic')]
   const store = o.store
   if (store !== undefined && store !== 'redis' && store !== 'memory' && !isSlotStore(store)) {
     throw invalidOption('store', mustBe("'redis', 'memory' or an object implementing SlotStore (tryAcquire, release, leaveQueue, renew, refreshTickets)", store))
@@ -184,7 +193,7 @@ export function resolveOptions (options: unknown, defaultStreamErrorFrame: Strea
   if (onStoreError !== 'fail-closed' && onStoreError !== 'fail-open') {
     throw invalidOption('onStoreError', mustBe("'fail-closed' or 'fail-open'", onStoreError))
   }
-  const streamErrorFrame = o.streamErrorFrame ?? defaultStreamErrorFrame
+  const streamErrorFrame = o.streamErrorFrame ?? protocol.errorFrame
   if (typeof streamErrorFrame !== 'function') throw invalidOption('streamErrorFrame', mustBe('a function', streamErrorFrame))
   return {
     store: store as ResolvedOptions['store'],
@@ -194,7 +203,7 @@ export function resolveOptions (options: unknown, defaultStreamErrorFrame: Strea
     maxWaitMs: integer(invalidOption, 'maxWaitMs', o.maxWaitMs, 30_000, 0, DAY_MS),
     maxWaiters: integer(invalidOption, 'maxWaiters', o.maxWaiters, 20, 0, 1_000_000),
     backoff: resolveBackoff(invalidOption, o.backoff),
-    ping: resolvePing(invalidOption, 'ping', o.ping, { ...DEFAULT_PING }),
+    ping: resolvePing(invalidOption, 'ping', o.ping, { ...DEFAULT_PING, frame: protocol.ping }),
     onStoreError,
     storeTimeoutMs: integer(invalidOption, 'storeTimeoutMs', o.storeTimeoutMs, 1000, 1, 60_000),
     streamErrorFrame: streamErrorFrame as StreamErrorFrame,
@@ -208,16 +217,28 @@ const failCall: Fail = (name, problem) => invalidArgument(`acquireSlot: option "
 /** Per-call options over the plugin's; validated before any store call. */
 export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): CallSettings {
   if (opts === undefined) {
-    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping, fair: plugin.fair }
+    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping, fair: plugin.fair, errorFrame: plugin.streamErrorFrame }
   }
   const o = plainObject(failCall, '', opts, KNOWN_CALL_OPTIONS)
+  // A protocol chosen for this call brings its own frames; the plugin's are the defaults.
+  const protocol = o.protocol === undefined ? undefined : protocols[resolveProtocol(failCall, o.protocol, 'generic')]
+  const basePing = protocol === undefined || plugin.ping === false ? plugin.ping : { ...plugin.ping, frame: protocol.ping }
   return {
+    errorFrame: protocol?.errorFrame ?? plugin.streamErrorFrame,
     stream: boolean(failCall, 'stream', o.stream, false),
     fair: boolean(failCall, 'fair', o.fair, plugin.fair),
     maxWaitMs: integer(failCall, 'maxWaitMs', o.maxWaitMs, plugin.maxWaitMs, 0, DAY_MS),
     maxWaiters: integer(failCall, 'maxWaiters', o.maxWaiters, plugin.maxWaiters, 0, 1_000_000),
-    ping: resolvePing(failCall, 'ping', o.ping, plugin.ping)
+    ping: resolvePing(failCall, 'ping', o.ping, basePing)
   }
+}
+
+function resolveProtocol (fail: Fail, value: unknown, fallback: ProtocolName): ProtocolName {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || !Object.hasOwn(protocols, value)) {
+    throw fail('protocol', mustBe(Object.keys(protocols).map(p => `'${p}'`).join(', '), value))
+  }
+  return value as ProtocolName
 }
 
 function isSlotStore (value: unknown): value is SlotStore {

@@ -15,6 +15,8 @@ export class RequestSlots implements SlotOwner {
   /** The response is over (finished or the client went away): no more slots for this request. */
   ended = false
   readonly log: FastifyBaseLogger
+  /** False while route `config.slots` are taken in a preHandler (see SseWriter). */
+  hijackOnStream = true
   /** Set once a streaming wait needs keepalives. */
   sse: SseWriter | undefined
 
@@ -35,7 +37,7 @@ export class RequestSlots implements SlotOwner {
   }
 
   sseWriter (): SseWriter {
-    this.sse ??= new SseWriter(this.request, this.reply)
+    this.sse ??= new SseWriter(this.request, this.reply, () => this.hijackOnStream)
     return this.sse
   }
 

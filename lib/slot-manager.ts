@@ -79,25 +79,25 @@ export class SlotManager {
     } catch (err) {
       // The last attempt may still land (a timed-out call, an abort mid-call): undo it.
       this.forget(hold, owner.log)
-      if (err instanceof SlotError) throw this.fail(owner, err, started)
+      if (err instanceof SlotError) throw this.fail(owner, err, started, settings)
       this.events.notify('storeError', { operation: 'tryAcquire', error: err })
       if (this.options.onStoreError === 'fail-open') {
         owner.log.warn({ err, slotType: subject.type }, 'fastify-slots: slot store failed; proceeding without a slot (fail-open)')
         return this.bypass(subject, started, owner.log)
       }
-      throw this.fail(owner, storeUnavailable(err, subject.type, subject.id), started)
+      throw this.fail(owner, storeUnavailable(err, subject.type, subject.id), started, settings)
     }
     if (result !== 'acquired') {
       this.forget(hold, owner.log)
       throw this.fail(owner, result === 'timeout'
         ? this.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${settings.maxWaitMs} ms`, subject)
-        : this.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject), started)
+        : this.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject), started, settings)
     }
 
     const slot = new HeldSlot(subject.type, subject.id, Date.now() - started, hold, owner.log, s => this.giveBack(s))
     if (owner.ended) {
       await slot.release()
-      throw this.fail(owner, this.error('SLOT_WAIT_ABORTED', 'the request ended while acquiring a slot', subject), started)
+      throw this.fail(owner, this.error('SLOT_WAIT_ABORTED', 'the request ended while acquiring a slot', subject), started, settings)
     }
     owner.slots.add(slot)
     this.held.add(slot)
@@ -173,10 +173,10 @@ export class SlotManager {
   }
 
   /** Reports a failed acquire, and writes it into the stream when the response was already committed as SSE. */
-  private fail (owner: SlotOwner, error: SlotError, started: number): SlotError {
+  private fail (owner: SlotOwner, error: SlotError, started: number, settings: CallSettings): SlotError {
     this.events.notify('rejected', { type: error.slotType ?? '', id: error.slotId ?? '', code: error.code, waitedMs: Date.now() - started })
     if (owner.sse?.started === true && owner.request !== undefined) {
-      owner.sse.fail(error, this.options.streamErrorFrame(error, owner.request))
+      owner.sse.fail(error, settings.errorFrame(error, owner.request))
     }
     return error
   }

@@ -21,16 +21,15 @@ const SSE_HEADERS = {
   'x-accel-buffering': 'no'
 }
 
-/** `event: error` with a JSON data line carrying type, code and message. */
-export function defaultStreamErrorFrame (error: SlotError): string {
-  const data = JSON.stringify({ type: 'error', code: error.code, message: error.message })
-  return `event: error\ndata: ${data}\n\n`
-}
-
 export class SseWriter {
   started = false
 
-  constructor (private readonly request: FastifyRequest, private readonly reply: FastifyReply) {}
+  /**
+   * @param hijack Whether committing hijacks the reply. A stream committed during a
+   * preHandler (route `config.slots`) must not be hijacked, or Fastify skips the handler
+   * that continues it; the committed headers keep Fastify from sending anything itself.
+   */
+  constructor (private readonly request: FastifyRequest, private readonly reply: FastifyReply, private readonly hijack: () => boolean) {}
 
   /** Commits the response (once) and writes `frame`; false when the raw stream can no longer be written. */
   write (frame: string, onError: (err: Error) => void): boolean {
@@ -61,7 +60,7 @@ export class SseWriter {
     // Connection-specific headers are forbidden in HTTP/2.
     if (this.request.raw.httpVersionMajor < 2) headers.connection = 'keep-alive'
     delete headers['content-length']
-    this.reply.hijack()
+    if (this.hijack()) this.reply.hijack()
     this.reply.raw.writeHead(200, headers)
   }
 }

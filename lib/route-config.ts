@@ -1,0 +1,74 @@
+/**
+ * Declarative slots, the @fastify/rate-limit way: a route with `config: { slots: [...] }`
+ * takes them in order in a preHandler and releases them like any other slot. Each field is a
+ * value or a function of the request. Checked when the route is registered.
+ */
+import type { FastifyRequest, RouteOptions } from 'fastify'
+import type { AcquireOptions } from './options'
+import type { ProtocolName } from './protocols'
+import { protocols } from './protocols'
+import { validateId, validateMax, validateType } from './subject'
+
+type PerRequest<T> = T | ((request: FastifyRequest) => T)
+
+export interface RouteSlot {
+  type: PerRequest<string>
+  id: PerRequest<string | number>
+  max: PerRequest<number>
+  stream?: PerRequest<boolean>
+  maxWaitMs?: number
+  maxWaiters?: number
+  fair?: boolean
+  protocol?: ProtocolName
+}
+
+const FIELDS = new Set(['type', 'id', 'max', 'stream', 'maxWaitMs', 'maxWaiters', 'fair', 'protocol'])
+
+function resolve<T> (value: PerRequest<T>, request: FastifyRequest): T {
+  return typeof value === 'function' ? (value as (request: FastifyRequest) => T)(request) : value
+}
+
+function routeError (route: RouteOptions, index: number | undefined, problem: string): TypeError {
+  return new TypeError(`fastify-slots: route ${String(route.method)} ${route.url} config.slots${index === undefined ? '' : `[${index}]`} ${problem}`)
+}
+
+/** Validates a route's `config.slots` (static values fully, functions by kind) and returns them. */
+export function routeSlots (route: RouteOptions): RouteSlot[] | undefined {
+  const slots = (route.config as { slots?: unknown } | undefined)?.slots
+  if (slots === undefined) return undefined
+  if (!Array.isArray(slots)) throw routeError(route, undefined, 'must be an array: config: { slots: [{ type, id, max }] }')
+  slots.forEach((slot: unknown, index) => {
+    if (typeof slot !== 'object' || slot === null) throw routeError(route, index, 'must be an object { type, id, max }')
+    const s = slot as Record<string, unknown>
+    for (const key of Object.keys(s)) {
+      if (!FIELDS.has(key)) throw routeError(route, index, `has an unknown field "${key}"`)
+    }
+    for (const key of ['type', 'id', 'max']) {
+      if (s[key] === undefined) throw routeError(route, index, `needs "${key}" (a value or a function of the request)`)
+    }
+    try {
+      // Static values fail now, at registration, with the same checks acquireSlot makes.
+      if (typeof s.type !== 'function') validateType(s.type)
+      if (typeof s.id !== 'function') validateId(s.id)
+      if (typeof s.max !== 'function') validateMax(s.max)
+    } catch (err) {
+      throw routeError(route, index, (err as Error).message.replace(/^acquireSlot: /, ''))
+    }
+    if (s.protocol !== undefined && !Object.hasOwn(protocols, s.protocol as string)) {
+      throw routeError(route, index, `has an unknown protocol ${JSON.stringify(s.protocol)}`)
+    }
+  })
+  return slots as RouteSlot[]
+}
+
+/** Takes the route's slots in order; a rejection leaves the earlier ones to be released with the request. */
+export async function takeRouteSlots (request: FastifyRequest, slots: readonly RouteSlot[]): Promise<void> {
+  for (const slot of slots) {
+    const options: AcquireOptions = { stream: slot.stream === undefined ? false : resolve(slot.stream, request) }
+    if (slot.maxWaitMs !== undefined) options.maxWaitMs = slot.maxWaitMs
+    if (slot.maxWaiters !== undefined) options.maxWaiters = slot.maxWaiters
+    if (slot.fair !== undefined) options.fair = slot.fair
+    if (slot.protocol !== undefined) options.protocol = slot.protocol
+    await request.acquireSlot(resolve(slot.type, request), resolve(slot.id, request), resolve(slot.max, request), options)
+  }
+}
