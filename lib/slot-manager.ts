@@ -12,7 +12,7 @@ import { resolveCallSettings, type CallSettings, type PingOptions, type Resolved
 import { HeldSlot, type Slot } from './slot'
 import type { AbortWait, SlotOwner } from './slot-owner'
 import { storeUnavailable, withTimeout } from './store-call'
-import { isAcquired, AcquireOutcome, type Hold, type SlotStore } from './stores/store'
+import { isAcquired, AcquireOutcome, type Hold, type SlotStore, type TryAcquireArgs } from './stores/store'
 import { toSubject, validateMax, type Subject } from './subject'
 import { SubjectQueue, WaitingRequest, type WaitResult } from './wait-queue'
 
@@ -32,6 +32,8 @@ export class SlotManager {
   private readonly retryAfterSeconds: number
   /** A waiting ticket outlives a few refresh ticks, then lapses if its process died. */
   private readonly ticketTtlMs: number
+  /** The settings of a call without options, shared. */
+  private readonly defaultSettings: CallSettings
 
   readonly events: SlotEvents
 
@@ -39,6 +41,7 @@ export class SlotManager {
     this.events = new SlotEvents(log)
     this.retryAfterSeconds = Math.max(1, Math.ceil(options.backoff.maxMs / 1000))
     this.ticketTtlMs = 2 * (options.backoff.maxMs + options.storeTimeoutMs)
+    this.defaultSettings = resolveCallSettings(undefined, options)
     this.timers = [
       setInterval(() => { this.renewHeld() }, Math.floor(options.leaseMs / 3)),
       setInterval(() => { this.refreshTickets() }, Math.floor(this.ticketTtlMs / 3))
@@ -50,7 +53,7 @@ export class SlotManager {
     const started = Date.now()
     const subject = toSubject(type, id)
     const limit = validateMax(max)
-    const settings = resolveCallSettings(opts, this.options)
+    const settings = opts === undefined ? this.defaultSettings : resolveCallSettings(opts, this.options)
     if (settings.stream && owner.sseWriter === undefined) {
       throw new SlotError('SLOT_INVALID_ARGUMENT', 'acquireSlot: option "stream" needs a request to stream to')
     }
@@ -59,23 +62,27 @@ export class SlotManager {
     if (this.closing) throw this.error('SLOT_STORE_UNAVAILABLE', 'the server is shutting down', subject)
 
     const hold: Hold = { tag: subject.tag, member: `${this.instanceId}:${(++this.counter).toString(36)}` }
-    const attempt = (ahead: number): Promise<AcquireOutcome> => withTimeout(this.store.tryAcquire({
-      ...hold,
+    const args: TryAcquireArgs = {
+      tag: hold.tag,
+      member: hold.member,
       max: limit,
       leaseMs: this.options.leaseMs,
       maxWaiters: settings.maxWaiters,
       ticketTtlMs: settings.maxWaitMs > 0 ? this.ticketTtlMs : 0,
       fair: settings.fair,
-      ahead
-    }), this.options.storeTimeoutMs, 'the slot store')
+      // Without fair mode, this process's earlier waiters still go first: no barging locally.
+      ahead: settings.fair ? 0 : this.queues.get(hold.tag)?.length ?? 0
+    }
+    const attempt = (): Promise<AcquireOutcome> => withTimeout(this.store.tryAcquire(args), this.options.storeTimeoutMs, 'the slot store')
 
     let result: WaitResult
     try {
-      // Without fair mode, this process's earlier waiters still go first: no barging locally.
-      const first = await attempt(settings.fair ? 0 : this.queues.get(hold.tag)?.length ?? 0)
+      const first = await attempt()
+      // From now on it polls as the head of the local queue: nobody here is ahead of it.
+      args.ahead = 0
       result = isAcquired(first)
         ? 'acquired'
-        : first === AcquireOutcome.QueueFull ? 'queue-full' : settings.maxWaitMs === 0 ? 'timeout' : await this.wait(owner, subject, hold, () => attempt(0), settings, started)
+        : first === AcquireOutcome.QueueFull ? 'queue-full' : settings.maxWaitMs === 0 ? 'timeout' : await this.wait(owner, subject, hold, attempt, settings, started)
     } catch (err) {
       // The last attempt may still land (a timed-out call, an abort mid-call): undo it.
       this.forget(hold, owner.log)
