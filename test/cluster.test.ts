@@ -1,0 +1,360 @@
+/**
+ * fastify-slots on a real 3-master Redis Cluster (started here with redis-server and
+ * redis-cli --cluster create), through an ioredis Cluster client: the store contract, a
+ * concurrency run through Fastify, where subjects' keys land, cross-app wake-ups over pub/sub,
+ * and that the scripts touch only the keys they are given (no CROSSSLOT, no MOVED, no errors).
+ */
+import t from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+import fastifySlots from '../lib'
+import { RedisStore } from '../lib/stores/redis-store'
+import { AcquireOutcome, type Hold } from '../lib/stores/store'
+import { uniquePrefix } from './helpers/redis'
+import { eventually, sleep } from './helpers/app'
+import { contract } from './helpers/store-contract'
+import {
+  clusterClient, clusterHolders, clusterKeysUnder, deleteKeysUnder, missingClusterTools,
+  slotMasters, startPrivateCluster, type PrivateCluster
+} from './helpers/cluster'
+
+type Test = tap.Test
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+const { Acquired, AcquiredWithRoom, Waiting, QueueFull } = AcquireOutcome
+const STRUCTURES = ['holders', 'waiters', 'queue'] as const
+
+/** A Fastify app with fastify-slots on the given options (a Cluster as `redis`), closed after the test. */
+async function clusterApp (t: Teardown, options: fastifySlots.FastifySlotsOptions): Promise<FastifyInstance> {
+  const app = Fastify()
+  await app.register(fastifySlots, options)
+  t.teardown(() => app.close())
+  return app
+}
+
+/** A plain (non-cluster) connection to one node, to look at what that node alone holds. */
+function nodeClient (t: Teardown, port: number, options: RedisOptions = {}): Redis {
+  const redis = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, ...options })
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  return redis
+}
+
+/** Samples the live holder count of each subject until stopped; returns the maximum per tag. */
+function sampleHolders (client: Cluster, prefix: string, tags: string[]): { stop: () => Promise<{ max: Map<string, number>, samples: number }> } {
+  const sampling = { running: true }
+  const max = new Map(tags.map(tag => [tag, 0]))
+  let samples = 0
+  const loop = (async () => {
+    while (sampling.running) {
+      const counts = await Promise.all(tags.map(tag => clusterHolders(client, prefix, tag)))
+      counts.forEach((count, i) => max.set(tags[i], Math.max(max.get(tags[i])!, count)))
+      samples++
+      await sleep(2)
+    }
+  })()
+  return { stop: async () => { sampling.running = false; await loop; return { max, samples } } }
+}
+
+function key (prefix: string, tag: string, structure: string): string {
+  return `${prefix}:{${tag}}:${structure}`
+}
+
+/** The master (`host:port`) serving each subject's holders key. */
+async function mastersOf (client: Cluster, prefix: string, tags: string[]): Promise<string[]> {
+  const masterOf = await slotMasters(client)
+  return await Promise.all(tags.map(async tag => masterOf(await client.cluster('KEYSLOT', key(prefix, tag, 'holders')))))
+}
+
+/** `count` subject tags `<type>:<base><n>` on distinct masters (one per master with count = masters). */
+async function tagsOnDistinctMasters (client: Cluster, prefix: string, type: string, base: string, count: number): Promise<string[]> {
+  const masterOf = await slotMasters(client)
+  const picked = new Map<string, string>()
+  for (let n = 0; picked.size < count && n < 1000; n++) {
+    const tag = `${type}:${base}${n}`
+    const master = masterOf(await client.cluster('KEYSLOT', key(prefix, tag, 'holders')))
+    if (!picked.has(master)) picked.set(master, tag)
+  }
+  return [...picked.values()]
+}
+
+function clusterSuite (t: Test, cluster: PrivateCluster): void {
+  t.test('the store contract over a Cluster client', async t => {
+    const redis = clusterClient(t, cluster)
+    const prefixes: string[] = []
+    t.teardown(async () => {
+      for (const prefix of prefixes) await deleteKeysUnder(redis, prefix)
+    })
+    contract(t, async t => {
+      const prefix = uniquePrefix('cluster-contract')
+      prefixes.push(prefix)
+      const stores: RedisStore[] = []
+      t.teardown(() => { for (const store of stores) store.close() })
+      const store = (client: Cluster): RedisStore => {
+        const created = new RedisStore({ client, prefix })
+        stores.push(created)
+        return created
+      }
+      return { store: store(redis), peer: () => store(clusterClient(t, cluster)) }
+    })
+  })
+
+  t.test('concurrent requests through Fastify on a Cluster never exceed max and all complete', async t => {
+    const redis = clusterClient(t, cluster)
+    const sampler = clusterClient(t, cluster)
+    const prefix = uniquePrefix('cluster-concurrency')
+    const app = await clusterApp(t, { redis, prefix, maxWaiters: 100, backoff: { initialMs: 10, maxMs: 100 } })
+    const inFlight = new Map<string, number>()
+    const peak = new Map<string, number>()
+    app.get<{ Params: { id: string }, Querystring: { max: string } }>('/work/:id', async (request) => {
+      const { id } = request.params
+      const slot = await request.acquireSlot('user', id, Number(request.query.max))
+      inFlight.set(id, (inFlight.get(id) ?? 0) + 1)
+      peak.set(id, Math.max(peak.get(id) ?? 0, inFlight.get(id)!))
+      await sleep(15)
+      inFlight.set(id, inFlight.get(id)! - 1)
+      return { waitedMs: slot.waitedMs }
+    })
+    const base = await app.listen({ port: 0, host: '127.0.0.1' })
+
+    t.test('one subject: 40 requests, max 3', async t => {
+      const sampling = sampleHolders(sampler, prefix, ['user:u1'])
+      const responses = await Promise.all(Array.from({ length: 40 }, () => fetch(`${base}/work/u1?max=3`)))
+      const { max, samples } = await sampling.stop()
+      t.same(responses.map(r => r.status), Array(40).fill(200), 'every request completed')
+      t.ok(samples > 10, `sampled the cluster ${samples} times`)
+      t.ok(max.get('user:u1')! <= 3, `the cluster never held more than 3 (max sampled ${max.get('user:u1')})`)
+      t.equal(max.get('user:u1'), 3, 'and the limit was actually reached')
+      t.equal(peak.get('u1'), 3, 'handlers in flight peaked at exactly 3')
+      await eventually(async () => (await clusterKeysUnder(redis, prefix)).length === 0)
+      t.same(await clusterKeysUnder(redis, prefix), [], 'no holder or waiter is left')
+    })
+
+    t.test('six subjects on all three shards in parallel: 15 requests each, max 2', async t => {
+      const tags = [
+        ...await tagsOnDistinctMasters(redis, prefix, 'user', 'a', 3),
+        ...await tagsOnDistinctMasters(redis, prefix, 'user', 'b', 3)
+      ]
+      t.equal(new Set(await mastersOf(redis, prefix, tags)).size, 3, 'the subjects live on all three masters')
+      const ids = tags.map(tag => tag.slice('user:'.length))
+      const sampling = sampleHolders(sampler, prefix, tags)
+      const responses = await Promise.all(ids.flatMap(id => Array.from({ length: 15 }, () => fetch(`${base}/work/${id}?max=2`))))
+      const { max } = await sampling.stop()
+      t.same(responses.map(r => r.status), Array(ids.length * 15).fill(200), 'every request completed')
+      for (const [i, tag] of tags.entries()) {
+        t.ok(max.get(tag)! <= 2, `${tag}: never more than 2 holders (max sampled ${max.get(tag)})`)
+        t.equal(max.get(tag), 2, `${tag}: the limit was reached`)
+        t.equal(peak.get(ids[i]), 2, `${tag}: handlers in flight peaked at exactly 2`)
+      }
+      await eventually(async () => (await clusterKeysUnder(redis, prefix)).length === 0)
+      t.same(await clusterKeysUnder(redis, prefix), [], 'no holder or waiter is left')
+    })
+  })
+
+  t.test('different subjects land on different shards; one subject stays in one slot', async t => {
+    const redis = clusterClient(t, cluster)
+    const prefix = uniquePrefix('cluster-shards')
+    const store = new RedisStore({ client: redis, prefix })
+    t.teardown(() => store.close())
+    const masterOf = await slotMasters(redis)
+    const nodes = new Map(cluster.ports.map(port => [`127.0.0.1:${port}`, nodeClient(t, port)]))
+    const tags = Array.from({ length: 30 }, (_, i) => `user:s${i}`)
+
+    const placement = await Promise.all(tags.map(async tag => {
+      const slots = await Promise.all([...STRUCTURES.map(s => key(prefix, tag, s)), store.channel(tag)]
+        .map(k => redis.cluster('KEYSLOT', k)))
+      return { tag, slots, master: masterOf(slots[0]) }
+    }))
+    for (const { tag, slots } of placement) {
+      t.equal(new Set(slots).size, 1, `${tag}: holders, waiters, queue (and its channel) share slot ${slots[0]}`)
+    }
+    const perMaster = new Map<string, number>()
+    for (const { master } of placement) perMaster.set(master, (perMaster.get(master) ?? 0) + 1)
+    t.comment(`30 subjects over the masters: ${JSON.stringify(Object.fromEntries(perMaster))}`)
+    t.ok(perMaster.size >= 2, 'at least two masters are used')
+    t.equal(perMaster.size, 3, 'all three masters are used')
+
+    // Write all three structures of every subject through the store, then look at the nodes
+    // themselves: each subject's keys are all on its master, and the other masters refuse them.
+    for (const tag of tags) {
+      t.equal(await store.tryAcquire({ tag, member: 'h', max: 1, leaseMs: 10_000, maxWaiters: 5, ticketTtlMs: 10_000 }), Acquired)
+      t.equal(await store.tryAcquire({ tag, member: 'w', max: 1, leaseMs: 10_000, maxWaiters: 5, ticketTtlMs: 10_000, fair: true }), Waiting)
+    }
+    let misplaced = 0
+    for (const { tag, master } of placement) {
+      const keys = STRUCTURES.map(s => key(prefix, tag, s))
+      if (await nodes.get(master)!.exists(...keys) !== 3) misplaced++
+      for (const [address, node] of nodes) {
+        if (address === master) continue
+        await t.rejects(node.exists(keys[0]), /MOVED/, `${tag}: ${address} does not serve it`)
+      }
+    }
+    t.equal(misplaced, 0, "every subject's holders, waiters and queue are all on its master")
+    for (const tag of tags) {
+      await store.leaveQueue({ tag, member: 'w' })
+      await store.release({ tag, member: 'h' })
+    }
+    t.same(await clusterKeysUnder(redis, prefix), [], 'release and leaveQueue removed every key')
+  })
+
+  t.test('a release in one app wakes a waiter in another app through pub/sub on the cluster', async t => {
+    const prefix = uniquePrefix('cluster-wakeup')
+    const backoff = { initialMs: 5000, maxMs: 5000 }
+    const appA = await clusterApp(t, { redis: clusterClient(t, cluster), prefix, backoff })
+    const appB = await clusterApp(t, { redis: clusterClient(t, cluster), prefix, backoff })
+    appA.get<{ Params: { id: string } }>('/hold/:id', async (request) => {
+      await request.acquireSlot('user', request.params.id, 1)
+      await sleep(200)
+      return 'held'
+    })
+    appB.get<{ Params: { id: string } }>('/get/:id', async (request) => {
+      const slot = await request.acquireSlot('user', request.params.id, 1)
+      return { waitedMs: slot.waitedMs }
+    })
+    const [baseA, baseB] = await Promise.all([appA.listen({ port: 0, host: '127.0.0.1' }), appB.listen({ port: 0, host: '127.0.0.1' })])
+
+    const redis = clusterClient(t, cluster)
+    // 'user:w' as asked, plus subjects on the other masters: releases published from every
+    // shard, so at least two of them must cross the cluster bus to reach B's subscriber.
+    const tags = ['user:w', ...await tagsOnDistinctMasters(redis, prefix, 'user', 'w', 3)]
+    const masters = await mastersOf(redis, prefix, tags)
+    const spread = tags.filter((_, i) => masters.indexOf(masters[i]) === i)
+    t.equal(spread.length, 3, `subjects on all three masters: ${spread.join(', ')}`)
+
+    // An onlooker on the same channels, to see the wake-ups the release script publishes.
+    const onlooker = clusterClient(t, cluster)
+    const published = new Map<string, number>()
+    onlooker.on('message', (channel: string) => published.set(channel, (published.get(channel) ?? 0) + 1))
+    const channels = spread.map(tag => `${prefix}:{${tag}}:released`)
+    await onlooker.subscribe(...channels)
+
+    const results = await Promise.all(spread.map(async tag => {
+      const id = tag.slice('user:'.length)
+      const holding = fetch(`${baseA}/hold/${id}`)
+      await eventually(async () => await clusterHolders(redis, prefix, tag) === 1)
+      const started = Date.now()
+      const res = await fetch(`${baseB}/get/${id}`)
+      const elapsed = Date.now() - started
+      const body = await res.json() as { waitedMs: number }
+      return { tag, status: res.status, holding: (await holding).status, waitedMs: body.waitedMs, elapsed }
+    }))
+    for (const { tag, status, holding, waitedMs, elapsed } of results) {
+      t.equal(holding, 200, `${tag}: A's request completed`)
+      t.equal(status, 200, `${tag}: B got the slot`)
+      t.ok(waitedMs < 2000, `${tag}: B waited ${waitedMs} ms (${elapsed} ms end to end), well before its 5000 ms backoff`)
+      t.ok(waitedMs >= 50, `${tag}: and it did wait for A (${waitedMs} ms)`)
+    }
+    for (const channel of channels) t.ok((published.get(channel) ?? 0) >= 1, `a wake-up was published on ${channel}`)
+    await eventually(async () => (await clusterKeysUnder(redis, prefix)).length === 0)
+    t.same(await clusterKeysUnder(redis, prefix), [], 'no holder or waiter is left')
+  })
+
+  t.test('every store method over all shards: right answers, no CROSSSLOT/MOVED/other error, only the given keys touched', async t => {
+    // Every connection here skips CLIENT SETINFO, which Redis 7.0 answers with an error (it came
+    // in 7.2) and would blur the error count below. ioredis' Cluster subscriber connection does
+    // not take that option: the peer's is opened (by a first watch) before the count starts.
+    const quiet = { disableClientInfo: true }
+    const redis = clusterClient(t, cluster, { redisOptions: quiet })
+    const prefix = uniquePrefix('cluster-keys')
+    const tags = [
+      ...await tagsOnDistinctMasters(redis, prefix, 'user', 'k', 3),
+      ...await tagsOnDistinctMasters(redis, prefix, 'account', 'k', 3)
+    ]
+    t.equal(new Set(await mastersOf(redis, prefix, tags)).size, 3, 'the subjects live on all three masters')
+    const masterOf = await slotMasters(redis)
+
+    const store = new RedisStore({ client: redis, prefix })
+    const peer = new RedisStore({ client: clusterClient(t, cluster, { redisOptions: quiet }), prefix })
+    t.teardown(() => { store.close(); peer.close() })
+    const warmUp = peer.watch('warm-up:0', () => {})
+    await warmUp.ready
+
+    // Every key any command writes, per node, from keyspace notifications (MONITOR-free).
+    const touched: Array<{ node: string, key: string, event: string }> = []
+    const nodes = cluster.ports.map(port => ({ address: `127.0.0.1:${port}`, admin: nodeClient(t, port, quiet), events: nodeClient(t, port, quiet) }))
+    for (const { address, admin, events } of nodes) {
+      await admin.config('SET', 'notify-keyspace-events', 'KA')
+      t.teardown(() => admin.config('SET', 'notify-keyspace-events', '').catch(() => {}))
+      events.on('pmessage', (_pattern: string, channel: string, event: string) => {
+        touched.push({ node: address, key: channel.slice('__keyspace@0__:'.length), event })
+      })
+      await events.psubscribe('__keyspace@0__:*')
+      await admin.config('RESETSTAT')
+    }
+
+    const args = (tag: string, member: string, fair = false): Parameters<RedisStore['tryAcquire']>[0] =>
+      ({ tag, member, max: 2, leaseMs: 10_000, maxWaiters: 2, ticketTtlMs: 10_000, fair })
+    const each = <T>(fn: (tag: string) => Promise<T>): Promise<T[]> => Promise.all(tags.map(fn))
+    const all = (outcome: unknown): unknown[] => Array(tags.length).fill(outcome)
+
+    // tryAcquire: every outcome, fair and not, on all subjects at once (all shards in flight).
+    t.same(await each(tag => store.tryAcquire(args(tag, 'h1'))), all(AcquiredWithRoom), 'tryAcquire: acquired with room')
+    t.same(await each(tag => peer.tryAcquire(args(tag, 'h2'))), all(Acquired), 'tryAcquire: acquired, now full')
+    t.same(await each(tag => store.tryAcquire(args(tag, 'w1', true))), all(Waiting), 'tryAcquire (fair): waiting')
+    t.same(await each(tag => peer.tryAcquire(args(tag, 'w2', true))), all(Waiting), 'tryAcquire (fair): waiting behind w1')
+    t.same(await each(tag => store.tryAcquire(args(tag, 'w3', true))), all(QueueFull), 'tryAcquire (fair): queue full')
+    t.same(await each(tag => store.tryAcquire({ ...args(tag, 'p'), ticketTtlMs: 0 })), all(Waiting), 'tryAcquire (ticketTtlMs 0): full')
+    t.same(await each(tag => store.tryAcquire({ ...args(tag, 'n'), ahead: 1 })), all(QueueFull), 'tryAcquire (ahead): full')
+
+    // renew and refreshTickets: one call spanning every shard.
+    const holds = (member: string): Hold[] => tags.map(tag => ({ tag, member }))
+    t.same(await store.renew([...holds('h1'), ...holds('h2'), ...holds('ghost')], 10_000),
+      [...all(true), ...all(true), ...all(false)], 'renew across shards: one answer per hold, in order')
+    t.same(await peer.renew([], 10_000), [], 'renew of nothing')
+    await store.refreshTickets([...holds('w1'), ...holds('w2'), ...holds('ghost')], 10_000)
+    t.pass('refreshTickets across shards')
+    if (store.usage !== undefined) {
+      t.same(await store.usage(tags), all({ held: 2, waiting: 2 }), 'usage across shards')
+    }
+
+    // leaveQueue frees a place; a release wakes the peer's watchers of every subject.
+    await each(tag => store.leaveQueue({ tag, member: 'w2' }))
+    t.same(await each(tag => store.tryAcquire(args(tag, 'w3', true))), all(Waiting), 'leaveQueue freed a place')
+    await each(tag => store.leaveQueue({ tag, member: 'w3' }))
+    await each(tag => store.leaveQueue({ tag, member: 'nobody' }))
+    const woken = new Map<string, number>()
+    const watches = tags.map(tag => peer.watch(tag, () => woken.set(tag, (woken.get(tag) ?? 0) + 1)))
+    await Promise.all(watches.map(w => w.ready))
+    await each(tag => store.release({ tag, member: 'h1' }))
+    await eventually(() => woken.size === tags.length, 2000)
+    t.same([...woken.keys()].sort(), [...tags].sort(), 'release woke the watcher of every subject, on every shard')
+    for (const w of [...watches, warmUp]) w.stop()
+    t.same(await each(tag => peer.tryAcquire(args(tag, 'w1', true))), all(Acquired), 'the waiter gets the freed slot')
+    await each(tag => store.release({ tag, member: 'nobody' }))
+    await each(tag => peer.release({ tag, member: 'h2' }))
+    await each(tag => peer.release({ tag, member: 'w1' }))
+    t.same(await clusterKeysUnder(redis, prefix), [], 'every key is gone')
+
+    // No node answered any command with an error (ioredis' EVALSHA → NOSCRIPT → EVAL
+    // fallback aside): no CROSSSLOT, no MOVED/ASK, no script touching a non-local key.
+    for (const { address, admin } of nodes) {
+      const errors = (await admin.info('errorstats')).split(/\r?\n/)
+        .filter(line => line.startsWith('errorstat_') && !line.startsWith('errorstat_NOSCRIPT:'))
+      t.same(errors, [], `${address}: no error replies`)
+    }
+
+    // Every key written was one of a subject's own keys, written on the master serving its slot.
+    await sleep(100)
+    const expected = new Set(tags.flatMap(tag => STRUCTURES.map(s => key(prefix, tag, s))))
+    const strays = touched.filter(({ key }) => !expected.has(key))
+    t.same(strays, [], 'no script wrote a key it was not given')
+    const written = new Set(touched.map(({ key }) => key))
+    t.same([...written].sort(), [...expected].sort(), 'holders, waiters and queue of every subject were written')
+    const wrongNode: string[] = []
+    for (const { node, key: k } of touched) {
+      if (masterOf(await redis.cluster('KEYSLOT', k)) !== node) wrongNode.push(`${k} on ${node}`)
+    }
+    t.same(wrongNode, [], 'each write happened on the master serving the key')
+  })
+}
+
+const missing = missingClusterTools()
+if (missing !== undefined) {
+  t.skip(`fastify-slots on a 3-master Redis Cluster: skipped, ${missing}`, async () => {})
+} else {
+  t.test('fastify-slots on a 3-master Redis Cluster', async t => {
+    const cluster = await startPrivateCluster(t)
+    t.comment(`cluster on 127.0.0.1 ports ${cluster.ports.join(', ')}`)
+    clusterSuite(t, cluster)
+  })
+}
