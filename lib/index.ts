@@ -97,7 +97,7 @@ async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptions
   // Only routes that declare slots pay for the preHandler; it runs after the route's own
   // preHandlers (which may authenticate the user the slot's id comes from).
   fastify.addHook('onRoute', route => {
-    const slots = routeSlots(route)
+    const slots = routeSlots(route, options)
     if (slots === undefined) return
     const take = async (request: FastifyRequest): Promise<void> => {
       const state = requestSlots(request as SlotsRequest)

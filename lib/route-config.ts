@@ -4,9 +4,8 @@
  * value or a function of the request. Checked when the route is registered.
  */
 import type { FastifyRequest, RouteOptions } from 'fastify'
-import type { AcquireOptions } from './options'
+import { resolveCallSettings, type AcquireOptions, type ResolvedOptions } from './options'
 import type { ProtocolName } from './protocols'
-import { protocols } from './protocols'
 import { validateId, validateMax, validateType } from './subject'
 
 type PerRequest<T> = T | ((request: FastifyRequest) => T)
@@ -33,7 +32,7 @@ function routeError (route: RouteOptions, index: number | undefined, problem: st
 }
 
 /** Validates a route's `config.slots` (static values fully, functions by kind) and returns them. */
-export function routeSlots (route: RouteOptions): RouteSlot[] | undefined {
+export function routeSlots (route: RouteOptions, plugin: ResolvedOptions): RouteSlot[] | undefined {
   const slots = (route.config as { slots?: unknown } | undefined)?.slots
   if (slots === undefined) return undefined
   if (!Array.isArray(slots)) throw routeError(route, undefined, 'must be an array: config: { slots: [{ type, id, max }] }')
@@ -51,11 +50,9 @@ export function routeSlots (route: RouteOptions): RouteSlot[] | undefined {
       if (typeof s.type !== 'function') validateType(s.type)
       if (typeof s.id !== 'function') validateId(s.id)
       if (typeof s.max !== 'function') validateMax(s.max)
+      resolveCallSettings({ maxWaitMs: s.maxWaitMs, maxWaiters: s.maxWaiters, fair: s.fair, protocol: s.protocol }, plugin)
     } catch (err) {
       throw routeError(route, index, (err as Error).message.replace(/^acquireSlot: /, ''))
-    }
-    if (s.protocol !== undefined && !Object.hasOwn(protocols, s.protocol as string)) {
-      throw routeError(route, index, `has an unknown protocol ${JSON.stringify(s.protocol)}`)
     }
   })
   return slots as RouteSlot[]

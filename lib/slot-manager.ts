@@ -202,8 +202,13 @@ export class SlotManager {
     const hold = slot.hold
     if (hold === null || slot.lost) return
     try {
-      await withTimeout(this.store.release(hold), this.options.storeTimeoutMs, 'the slot store')
+      const live = await withTimeout(this.store.release(hold), this.options.storeTimeoutMs, 'the slot store')
       const heldMs = Date.now() - slot.acquiredAt
+      if (live === false) {
+        // Its lease lapsed before this release (the process stalled past leaseMs).
+        this.markLost(slot)
+        return
+      }
       slot.log.debug({ slotType: slot.type, slotId: slot.id, heldMs }, 'fastify-slots: slot released')
       this.events.notify('released', { type: slot.type, id: slot.id, heldMs })
     } catch (err) {
@@ -211,6 +216,14 @@ export class SlotManager {
       this.events.notify('storeError', { operation: 'release', error: err })
     }
     this.queues.get(hold.tag)?.wake()
+  }
+
+  /** The slot's lease lapsed: it may be someone else's now; never counted or released again. */
+  private markLost (slot: HeldSlot): void {
+    slot.lost = true
+    this.held.delete(slot)
+    slot.log.warn({ slotType: slot.type, slotId: slot.id }, 'fastify-slots: slot lost: its lease expired before it was renewed or released')
+    this.events.notify('lost', { type: slot.type, id: slot.id, heldMs: Date.now() - slot.acquiredAt })
   }
 
   /** Best-effort removal of a hold and its waiting ticket after a failed or abandoned acquire. */
@@ -235,10 +248,7 @@ export class SlotManager {
         const slot = slots[i]
         // A release racing this renewal is not a loss.
         if (ok || slot.released) return
-        slot.lost = true
-        this.held.delete(slot)
-        slot.log.warn({ slotType: slot.type, slotId: slot.id }, 'fastify-slots: slot lost: its lease expired before it was renewed')
-        this.events.notify('lost', { type: slot.type, id: slot.id, heldMs: Date.now() - slot.acquiredAt })
+        this.markLost(slot)
       })
     } catch (err) {
       this.log.warn({ err }, 'fastify-slots: renewing held slots failed; retrying next tick')

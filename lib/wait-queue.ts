@@ -129,7 +129,9 @@ export class SubjectQueue {
       try {
         outcome = await head.attempt()
       } catch (err) {
-        head.finish(err as Error)
+        // The store is failing: every waiter here would only pay its own storeTimeoutMs in
+        // turn and reach its deadline first. All of them fail now (503, or fail-open).
+        for (const entry of [...this.entries]) entry.finish(err as Error)
         continue
       }
       if (head.settled) {

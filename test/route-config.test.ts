@@ -73,7 +73,8 @@ t.test('bad config.slots fails at route registration with a message naming the r
     [[{ type: 'a:b', id: 1, max: 1 }], /config\.slots\[0\] type may contain only/],
     [[{ type: 'user', id: 1, max: 1 }, 'x'], /config\.slots\[1\] must be an object/],
     [[{ type: 'user', id: 1, max: 1, maxWait: 5 }], /unknown field "maxWait"/],
-    [[{ type: 'user', id: 1, max: 1, protocol: 'grpc' }], /unknown protocol "grpc"/]
+    [[{ type: 'user', id: 1, max: 1, maxWaitMs: -5 }], /config\.slots\[0\] option "maxWaitMs" must be an integer/],
+    [[{ type: 'user', id: 1, max: 1, protocol: 'grpc' }], /config\.slots\[0\] option "protocol" must be/]
   ]
   bad.forEach(([slots, message], i) => {
     t.throws(() => app.get(`/bad${i}`, { config: { slots: slots as never } }, async () => 'x'), message)

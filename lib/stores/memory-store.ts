@@ -64,11 +64,13 @@ export class MemoryStore implements SlotStore {
     }
   }
 
-  async release ({ tag, member }: Hold): Promise<void> {
+  async release ({ tag, member }: Hold): Promise<boolean> {
     const state = this.subjects.get(tag)
-    if (state === undefined) return
+    const expiry = state?.holders.get(member)
+    if (state === undefined || expiry === undefined) return false
     state.holders.delete(member)
     this.forgetIfEmpty(tag, state)
+    return expiry > this.now()
   }
 
   async leaveQueue ({ tag, member }: Hold): Promise<void> {

@@ -31,7 +31,7 @@ interface Pipeline extends ScriptCommands {
 export interface RedisClientLike {
   defineCommand (name: string, definition: { numberOfKeys: number, lua: string }): void
   pipeline (): unknown
-  duplicate (): unknown
+  duplicate (...args: unknown[]): unknown
   readonly isCluster?: boolean
 }
 
@@ -68,7 +68,11 @@ export class RedisStore implements SlotStore {
     this.client = scripted as RedisClientLike & ScriptCommands
     this.sharded = client.isCluster === true ? 0 : 1
     this.subscriber = wakeups
-      ? new ReleaseSubscriber(() => client.duplicate() as SubscriberLike, this.sharded === 1)
+      // The subscriber queues its SUBSCRIBEs until connected, even when the main client fails
+      // fast with enableOfflineQueue: false, or its first subscriptions would be lost.
+      ? new ReleaseSubscriber(() => (client.isCluster === true
+        ? client.duplicate(undefined, { enableOfflineQueue: true })
+        : client.duplicate({ enableOfflineQueue: true })) as SubscriberLike, this.sharded === 1)
       : undefined
   }
 
@@ -87,8 +91,8 @@ export class RedisStore implements SlotStore {
     return Number(outcome) as AcquireOutcome
   }
 
-  async release ({ tag, member }: Hold): Promise<void> {
-    await this.client.fastifySlotsRelease(this.key(tag, 'holders'), this.key(tag, 'waiters'), member, this.channel(tag), this.sharded)
+  async release ({ tag, member }: Hold): Promise<boolean> {
+    return Number(await this.client.fastifySlotsRelease(this.key(tag, 'holders'), this.key(tag, 'waiters'), member, this.channel(tag), this.sharded)) === 1
   }
 
   async leaveQueue ({ tag, member }: Hold): Promise<void> {

@@ -75,7 +75,10 @@ export class ReleaseSubscriber {
       try {
         await connection.ssubscribe(channel)
         return
-      } catch {
+      } catch (err) {
+        // Only a server without sharded pub/sub (Redis < 7) switches this process to classic;
+        // a connection error must not, or it would listen where releases do not publish.
+        if (!/unknown command/i.test(String((err as Error)?.message))) throw err
         this.sharded = false
       }
     }

@@ -58,8 +58,11 @@ export interface ReleaseWatch {
 
 export interface SlotStore {
   tryAcquire (args: TryAcquireArgs): Promise<AcquireOutcome>
-  /** Removes the member's holder entry (no-op when absent) and wakes the subject's waiters. */
-  release (hold: Hold): Promise<void>
+  /**
+   * Removes the member's holder entry and wakes the subject's waiters. May answer false when
+   * the entry was absent or its lease had already lapsed: the slot is then reported lost.
+   */
+  release (hold: Hold): Promise<boolean | void>
   /** Removes the member's waiting ticket (no-op when absent). */
   leaveQueue (hold: Hold): Promise<void>
   /**
