@@ -70,6 +70,10 @@ const customStore: SlotStore = {
     expectType<readonly Hold[]>(holds)
     expectType<number>(leaseMs)
     return holds.map(() => true)
+  },
+  async refreshTickets (holds, ticketTtlMs) {
+    expectType<readonly Hold[]>(holds)
+    expectType<number>(ticketTtlMs)
   }
 }
 app.register(fastifySlots, { store: customStore })
@@ -78,20 +82,30 @@ class ClassStore implements SlotStore {
   async release (): Promise<void> {}
   async leaveQueue (): Promise<void> {}
   async renew (holds: readonly Hold[]): Promise<boolean[]> { return holds.map(() => false) }
+  async refreshTickets (): Promise<void> {}
   close (): void {}
 }
 app.register(fastifySlots, { store: new ClassStore() })
 expectAssignable<SlotStore>(new MemoryStore())
 expectAssignable<SlotStore>(new RedisStore({ client: new Redis(), prefix: 'p' }))
 expectNotAssignable<SlotStore>({ tryAcquire: async () => AcquireOutcome.Acquired, release: async () => {} })
+expectType<2>(AcquireOutcome.AcquiredWithRoom)
 expectType<1>(AcquireOutcome.Acquired)
 expectType<0>(AcquireOutcome.Waiting)
 expectType<-1>(AcquireOutcome.QueueFull)
 // AcquireOutcome is both a value and the union type of its values.
 expectAssignable<AcquireOutcome>(AcquireOutcome.Acquired)
-expectType<1 | 0 | -1>(AcquireOutcome.Acquired as AcquireOutcome)
-expectNotAssignable<AcquireOutcome>(2)
+expectType<2 | 1 | 0 | -1>(AcquireOutcome.Acquired as AcquireOutcome)
+expectNotAssignable<AcquireOutcome>(3)
 expectType<fastifySlotsCjs.AcquireOutcome>(AcquireOutcome.Waiting as AcquireOutcome)
+
+// fastify.slots and route config.slots.
+expectType<Promise<fastifySlotsCjs.Slot>>(app.slots.acquire('job', 1, 2, { signal: AbortSignal.timeout(10) }))
+expectError(app.slots.acquire('job', 1, 2, { stream: true }))
+expectType<Promise<Array<{ id: string, held: number, waiting: number }>>>(app.slots.usage('account', ['a', 2]))
+app.slots.on('lost', e => { expectType<number>(e.heldMs) })
+app.get('/r', { config: { slots: [{ type: 'user', id: (req) => req.ip, max: 3, stream: true, protocol: 'anthropic' }] } }, async () => 'ok')
+expectError(app.get('/r2', { config: { slots: [{ type: 'user', id: 1, max: 3, protocol: 'grpc' }] } }, async () => 'ok'))
 
 // request.acquireSlot and request.slotStreamStarted.
 app.get('/', async (request) => {

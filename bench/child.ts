@@ -1,0 +1,171 @@
+/**
+ * A child process of the benchmark: one share of the contended workers, the uncontended
+ * loops of one system, or the HTTP server. Started by run.ts with its config as JSON in
+ * argv[2]; talks to it over the IPC channel (see common.ts).
+ */
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import fastifySlots from '../lib'
+import {
+  now, sleep, type ChildMessage, type ChildConfig, type ContendedConfig, type Cycle, type HttpServerConfig,
+  type ParentMessage, type PendingWait, type UncontendedConfig
+} from './common'
+import { clientCommands, createSystem, type Held } from './systems'
+
+function send (message: ChildMessage): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.send!(message, undefined, {}, err => { if (err === null) resolve(); else reject(err) })
+  })
+}
+
+// Every message from the parent is queued as it arrives, so none is lost between two waits.
+const inbox: ParentMessage[] = []
+let delivered: (() => void) | undefined
+process.on('message', message => {
+  inbox.push(message as ParentMessage)
+  delivered?.()
+})
+
+async function nextMessage (): Promise<ParentMessage> {
+  while (inbox.length === 0) await new Promise<void>(resolve => { delivered = resolve })
+  delivered = undefined
+  return inbox.shift()!
+}
+
+/** Resolves at wall-clock time `at` (see {@link now}). */
+function at (time: number): Promise<void> {
+  return sleep(Math.max(0, time - now()))
+}
+
+const cpuMicros = (): number => {
+  const usage = process.cpuUsage()
+  return usage.user + usage.system
+}
+
+/** Samples the client command counter and this process's CPU at the window's edges. */
+function sampleWindow (windowStart: number, windowEnd: number): Promise<{ commands: number, cpuMicros: number }> {
+  let commands = 0
+  let cpu = 0
+  return Promise.all([
+    at(windowStart).then(() => {
+      commands = clientCommands()
+      cpu = cpuMicros()
+    }),
+    at(windowEnd).then(() => {
+      commands = clientCommands() - commands
+      cpu = cpuMicros() - cpu
+    })
+  ]).then(() => ({ commands, cpuMicros: cpu }))
+}
+
+/** Workers still waiting stop this long after the window, so the parent's INFO at its end sees no teardown. */
+const STOP_AFTER_WINDOW_MS = 100
+
+async function contended (config: ContendedConfig): Promise<void> {
+  const system = await createSystem(config.system, config.redisUrl, config.prefix)
+  // Load the scripts and open the connections before the clock starts.
+  const warm = await system.acquire(`warm-${process.pid}`, 1000)
+  await warm.release()
+  await send({ type: 'ready' })
+  const start = await nextMessage()
+  if (start.type !== 'start') throw new Error('expected a start message')
+
+  const cycles: Cycle[] = []
+  const pending: PendingWait[] = []
+  const errors: string[] = []
+  const stop = new AbortController()
+  const sampled = sampleWindow(start.windowStart, start.windowEnd)
+  const stopped = at(start.windowEnd + STOP_AFTER_WINDOW_MS).then(() => stop.abort(new Error('the run is over')))
+
+  const worker = async (id: number): Promise<void> => {
+    while (now() < start.windowEnd) {
+      const requestedAt = now()
+      let held: Held
+      try {
+        held = await system.acquire('subject', config.limit, stop.signal)
+      } catch (err) {
+        if (stop.signal.aborted) {
+          pending.push({ worker: id, requestedAt, abortedAt: now() })
+          return
+        }
+        if (errors.length < 20) errors.push(String(err))
+        continue
+      }
+      const acquiredAt = now()
+      await sleep(config.holdMs)
+      const releasedAt = now()
+      await held.release()
+      cycles.push({ worker: id, requestedAt, acquiredAt, releasedAt, releaseDoneAt: now() })
+    }
+  }
+  await at(start.startAt)
+  await Promise.all(Array.from({ length: config.workers }, (_, i) => worker(config.firstWorker + i)))
+  const window = await sampled
+  await stopped
+  await send({ type: 'contended-result', result: { cycles, pending, clientCommands: window.commands, cpuMicros: window.cpuMicros, errors } })
+  await system.close()
+}
+
+/** Runs the uncontended cases the parent sends, one at a time, until it says stop. */
+async function uncontended (config: UncontendedConfig): Promise<void> {
+  const system = await createSystem(config.system, config.redisUrl, config.prefix)
+  const warm = await system.acquire(`warm-${process.pid}`, config.limit)
+  await warm.release()
+  await send({ type: 'ready' })
+  for (;;) {
+    const message = await nextMessage()
+    if (message.type !== 'case') break
+    const { run, startAt, windowStart, windowEnd } = message
+    const latencies: number[] = []
+    const sampled = sampleWindow(windowStart, windowEnd)
+    const loop = async (i: number): Promise<void> => {
+      const subject = run.subjects === 'same' ? `${run.concurrency}-same` : `${run.concurrency}-${i}`
+      while (now() < windowEnd) {
+        const t0 = now()
+        const held = await system.acquire(subject, config.limit)
+        await held.release()
+        if (t0 >= windowStart) latencies.push(now() - t0)
+      }
+    }
+    await at(startAt)
+    await Promise.all(Array.from({ length: run.concurrency }, (_, i) => loop(i)))
+    const window = await sampled
+    await send({ type: 'case-result', sample: { latencies, clientCommands: window.commands, cpuMicros: window.cpuMicros } })
+  }
+  await system.close()
+}
+
+async function httpServer (config: HttpServerConfig): Promise<void> {
+  const app = Fastify({ logger: false })
+  const client = config.variant === 'bare' ? undefined : new Redis(config.redisUrl)
+  client?.on('error', () => {})
+  if (config.variant === 'slots') await app.register(fastifySlots, { redis: client, prefix: config.prefix })
+  let n = 0
+  app.get('/', async (request) => {
+    const id = n++ % 100
+    if (config.variant === 'slots') await request.acquireSlot('user', id, 10)
+    else if (config.variant === 'floor') {
+      await client!.ping()
+      await client!.ping()
+    }
+    return { ok: true }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  await send({ type: 'ready', port: typeof address === 'object' && address !== null ? address.port : 0 })
+  await nextMessage()
+  await app.close()
+  client?.disconnect()
+}
+
+async function main (): Promise<void> {
+  const config = JSON.parse(process.argv[2]) as ChildConfig
+  if (config.role === 'contended') await contended(config)
+  else if (config.role === 'uncontended') await uncontended(config)
+  else await httpServer(config)
+}
+
+main().then(() => process.exit(0), async (err: unknown) => {
+  await send({ type: 'error', message: err instanceof Error ? err.stack ?? err.message : String(err) }).catch(() => {})
+  process.exit(1)
+})

@@ -1,0 +1,117 @@
+/**
+ * The Redis the benchmark talks to: by default a private redis-server on a free port, so its
+ * INFO commandstats count only the benchmark's commands (and it may be flushed between
+ * scenarios). With --redis-url, an existing server: never flushed, keys under a unique prefix.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { Redis } from 'ioredis'
+import { sleep } from './common'
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
+    })
+  })
+}
+
+export class BenchRedis {
+  private child: ChildProcess | undefined
+  /** The parent's own connection, for INFO. */
+  readonly admin: Redis
+
+  private constructor (readonly url: string, readonly owned: boolean, child?: ChildProcess) {
+    this.child = child
+    this.admin = new Redis(url, { lazyConnect: true })
+    this.admin.on('error', () => {})
+  }
+
+  static async start (url?: string): Promise<BenchRedis> {
+    if (url !== undefined) {
+      const redis = new BenchRedis(url, false)
+      await redis.admin.connect()
+      return redis
+    }
+    const port = await freePort()
+    const child = spawn('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'
+    ], { stdio: 'ignore' })
+    const kill = (): void => { child.kill('SIGKILL') }
+    process.once('exit', kill)
+    child.once('exit', () => process.removeListener('exit', kill))
+    const redis = new BenchRedis(`redis://127.0.0.1:${port}`, true, child)
+    const deadline = Date.now() + 5000
+    for (;;) {
+      try {
+        await redis.admin.connect()
+        await redis.admin.ping()
+        return redis
+      } catch (err) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server on port ${port} did not start (is redis-server on PATH?): ${String(err)}`)
+        redis.admin.disconnect()
+        await sleep(50)
+      }
+    }
+  }
+
+  async version (): Promise<string> {
+    const info = await this.admin.info('server')
+    return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown'
+  }
+
+  /** Calls per command (INFO commandstats) and CPU seconds used (INFO cpu) since the server started. */
+  async snapshot (): Promise<RedisSnapshot> {
+    const info = await this.admin.info('all')
+    const commands = new Map<string, number>()
+    for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) commands.set(match[1], Number(match[2]))
+    const cpu = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0)
+    return { commands, cpuSeconds: cpu('used_cpu_user') + cpu('used_cpu_sys') }
+  }
+
+  /** Empties the private server between scenarios; refuses on a server we did not start. */
+  async flushIfOwned (): Promise<void> {
+    if (this.owned) await this.admin.flushall()
+  }
+
+  async stop (): Promise<void> {
+    this.admin.disconnect()
+    const child = this.child
+    this.child = undefined
+    if (child === undefined || child.exitCode !== null) return
+    const exited = new Promise(resolve => child.once('exit', resolve))
+    child.kill('SIGKILL')
+    await exited
+  }
+}
+
+export interface RedisSnapshot {
+  commands: Map<string, number>
+  cpuSeconds: number
+}
+
+export interface RedisDelta {
+  /** Calls per command between the snapshots, without the parent's own INFO calls. */
+  byCommand: Record<string, number>
+  /** Every command Redis ran, including those run inside Lua scripts. */
+  commands: number
+  /** CPU time the Redis process used, µs. */
+  cpuMicros: number
+}
+
+export function delta (before: RedisSnapshot, after: RedisSnapshot): RedisDelta {
+  const byCommand: Record<string, number> = {}
+  for (const [name, calls] of after.commands) {
+    if (name === 'info' || name === 'flushall') continue
+    const d = calls - (before.commands.get(name) ?? 0)
+    if (d > 0) byCommand[name] = d
+  }
+  return {
+    byCommand,
+    commands: Object.values(byCommand).reduce((a, b) => a + b, 0),
+    cpuMicros: Math.round((after.cpuSeconds - before.cpuSeconds) * 1e6)
+  }
+}
