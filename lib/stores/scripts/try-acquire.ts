@@ -22,29 +22,35 @@ local ticketTtl = tonumber(ARGV[5])
 local fair = ARGV[6] == '1'
 local ahead = tonumber(ARGV[7])
 
-redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
-local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now)
-if #expired > 0 then
-  redis.call('ZREM', tickets, unpack(expired))
-  redis.call('ZREM', queue, unpack(expired))
+-- Lapsed tickets leave both the tickets and the arrival order. Needed before ranking (fair)
+-- and before counting waiters; the uncontended path skips it.
+local function purgeTickets ()
+  local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now)
+  if #expired > 0 then
+    redis.call('ZREM', tickets, unpack(expired))
+    redis.call('ZREM', queue, unpack(expired))
+  end
 end
 
+redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
 local held = redis.call('ZCARD', holders)
 local holding = redis.call('ZSCORE', holders, member)
 if fair and not holding then
+  purgeTickets()
   ahead = redis.call('ZRANK', queue, member) or redis.call('ZCARD', queue)
 end
 if holding or held + ahead < max then
   redis.call('ZADD', holders, now + lease, member)
   keepAlive(holders, lease)
-  redis.call('ZREM', tickets, member)
-  redis.call('ZREM', queue, member)
+  -- Only a member that waited has a ticket (and, in fair mode, a place in the queue).
+  if redis.call('ZREM', tickets, member) == 1 then redis.call('ZREM', queue, member) end
   if holding then held = held - 1 end
   if held + 1 < max then return 2 end
   return 1
 end
 
 if ticketTtl <= 0 then return 0 end
+if not fair then purgeTickets() end
 if not redis.call('ZSCORE', tickets, member) then
   if redis.call('ZCARD', tickets) >= maxWaiters then return -1 end
   if fair then
