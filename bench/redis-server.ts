@@ -4,20 +4,11 @@
  * scenarios). With --redis-url, an existing server: never flushed, keys under a unique prefix.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import { sleep } from './common'
+import { freePort } from '../test/helpers/redis'
 
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
-    })
-  })
-}
+export { freePort }
 
 export class BenchRedis {
   private child: ChildProcess | undefined

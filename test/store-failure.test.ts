@@ -122,6 +122,18 @@ function customStore (tryAcquire: (args: TryAcquireArgs) => Promise<never>): Slo
   }
 }
 
+/** One request taking ('user', 1, 2) on an app with this store: its response and how long it took. */
+async function acquireThrough (t: { teardown: (fn: () => unknown) => void }, store: SlotStore): Promise<{ res: Awaited<ReturnType<FastifyInstance['inject']>>, elapsed: number }> {
+  const app = await slotsApp(t, { store, storeTimeoutMs: STORE_TIMEOUT_MS })
+  app.get('/', async (request) => {
+    await request.acquireSlot('user', 1, 2)
+    return 'unreachable'
+  })
+  const started = Date.now()
+  const res = await app.inject('/')
+  return { res, elapsed: Date.now() - started }
+}
+
 t.test('a custom store', async t => {
   t.test('whose tryAcquire never resolves: 503 after storeTimeoutMs', async t => {
     const calls: TryAcquireArgs[] = []
@@ -129,14 +141,7 @@ t.test('a custom store', async t => {
       calls.push(args)
       return new Promise<never>(() => {})
     })
-    const app = await slotsApp(t, { store, storeTimeoutMs: STORE_TIMEOUT_MS })
-    app.get('/', async (request) => {
-      await request.acquireSlot('user', 1, 2)
-      return 'unreachable'
-    })
-    const started = Date.now()
-    const res = await app.inject('/')
-    const elapsed = Date.now() - started
+    const { res, elapsed } = await acquireThrough(t, store)
     t.equal(res.statusCode, 503)
     t.equal(res.json().code, 'SLOT_STORE_UNAVAILABLE')
     t.ok(elapsed >= STORE_TIMEOUT_MS - 20, `waited for the timeout (${elapsed} ms)`)
@@ -151,14 +156,7 @@ t.test('a custom store', async t => {
 
   t.test('whose tryAcquire rejects: 503', async t => {
     const store = customStore(async () => { throw new Error('store exploded') })
-    const app = await slotsApp(t, { store, storeTimeoutMs: STORE_TIMEOUT_MS })
-    app.get('/', async (request) => {
-      await request.acquireSlot('user', 1, 2)
-      return 'unreachable'
-    })
-    const started = Date.now()
-    const res = await app.inject('/')
-    const elapsed = Date.now() - started
+    const { res, elapsed } = await acquireThrough(t, store)
     t.equal(res.statusCode, 503)
     t.equal(res.json().code, 'SLOT_STORE_UNAVAILABLE')
     t.match(res.json().message, /store exploded/, 'the cause is named')
