@@ -3,50 +3,37 @@
  * INFO commandstats count only the benchmark's commands (and it may be flushed between
  * scenarios). With --redis-url, an existing server: never flushed, keys under a unique prefix.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { Redis } from 'ioredis'
-import { sleep } from './common'
-import { freePort } from '../test/helpers/redis'
+import { freePort, PrivateRedis } from '../test/helpers/redis'
 
 export { freePort }
 
 export class BenchRedis {
-  private child: ChildProcess | undefined
   /** The parent's own connection, for INFO. */
   readonly admin: Redis
 
-  private constructor (readonly url: string, readonly owned: boolean, child?: ChildProcess) {
-    this.child = child
+  private constructor (readonly url: string, private readonly server?: PrivateRedis) {
     this.admin = new Redis(url, { lazyConnect: true })
     this.admin.on('error', () => {})
   }
 
+  /** Whether the benchmark started this server (and so may flush it). */
+  get owned (): boolean {
+    return this.server !== undefined
+  }
+
   static async start (url?: string): Promise<BenchRedis> {
     if (url !== undefined) {
-      const redis = new BenchRedis(url, false)
+      const redis = new BenchRedis(url)
       await redis.admin.connect()
       return redis
     }
-    const port = await freePort()
-    const child = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'
-    ], { stdio: 'ignore' })
-    const kill = (): void => { child.kill('SIGKILL') }
-    process.once('exit', kill)
-    child.once('exit', () => process.removeListener('exit', kill))
-    const redis = new BenchRedis(`redis://127.0.0.1:${port}`, true, child)
-    const deadline = Date.now() + 5000
-    for (;;) {
-      try {
-        await redis.admin.connect()
-        await redis.admin.ping()
-        return redis
-      } catch (err) {
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server on port ${port} did not start (is redis-server on PATH?): ${String(err)}`)
-        redis.admin.disconnect()
-        await sleep(50)
-      }
-    }
+    // The test harness' private server: a free port, no persistence, killed on exit.
+    const server = new PrivateRedis(await freePort())
+    await server.start()
+    const redis = new BenchRedis(server.url, server)
+    await redis.admin.connect()
+    return redis
   }
 
   async version (): Promise<string> {
@@ -70,12 +57,7 @@ export class BenchRedis {
 
   async stop (): Promise<void> {
     this.admin.disconnect()
-    const child = this.child
-    this.child = undefined
-    if (child === undefined || child.exitCode !== null) return
-    const exited = new Promise(resolve => child.once('exit', resolve))
-    child.kill('SIGKILL')
-    await exited
+    await this.server?.stop()
   }
 }
 
