@@ -637,11 +637,12 @@ async function chaos (o: ChaosOptions, checks: Checks, summary: Record<string, u
     await scenario(`[cycle ${cycle}] redis restart`, () => outage(cycle))
     await sleep(300)
     const P = byRole((['B', 'A', 'C'] as Role[])[cycle % 3])
-    const other = live().find(p => p !== P)
+    const V = byRole((['C', 'B', 'A'] as Role[])[cycle % 3])
+    // The taker must not be this cycle's kill victim: its requests may still hold then.
+    const other = live().find(p => p !== P && p !== V) ?? live().find(p => p !== P)
     if (P !== undefined && other !== undefined) await scenario(`[cycle ${cycle}] SIGSTOP`, () => stall(cycle, P, other))
     await sleep(300)
     const more = Date.now() + CYCLE_MS + 3000 < loadEnd
-    const V = byRole((['C', 'B', 'A'] as Role[])[cycle % 3])
     if (V !== undefined) await scenario(`[cycle ${cycle}] kill -9`, () => kill(cycle, V, more))
     cycle++
   } while (Date.now() + CYCLE_MS < loadEnd)
