@@ -13,6 +13,16 @@ export interface StreamProtocol {
   errorFrame: (error: SlotError) => string
 }
 
+/** An SSE comment: ignored by every SSE client, so it keeps any stream alive. */
+const COMMENT_PING = ': ping\n\n'
+
+/** Ping frames to pass as `ping.frame`. */
+export const pingFrames = Object.freeze({
+  comment: COMMENT_PING,
+  /** The seed's Claude/Anthropic format (the `anthropic` protocol also names the event). */
+  anthropic: 'data: {"type": "ping"}\n\n'
+})
+
 /** The error classes of each protocol, by what went wrong. */
 function kind (error: SlotError): 'rate_limit' | 'overloaded' | 'internal' {
   if (error.statusCode === 429) return 'rate_limit'
@@ -26,7 +36,7 @@ const event = (name: string | undefined, data: unknown): string =>
 export const protocols = Object.freeze({
   /** SSE comment pings; `event: error` with `{ type, code, message }`. */
   generic: {
-    ping: ': ping\n\n',
+    ping: COMMENT_PING,
     errorFrame: (error: SlotError) => event('error', { type: 'error', code: error.code, message: error.message })
   },
   /** Anthropic Messages: `event: ping`, and `event: error` with an Anthropic error object. */
@@ -42,12 +52,12 @@ export const protocols = Object.freeze({
   },
   /** OpenAI Chat Completions: comment pings (the API defines none); a `data:` line with `{ error }`. */
   'openai-chat': {
-    ping: ': ping\n\n',
+    ping: COMMENT_PING,
     errorFrame: (error: SlotError) => event(undefined, { error: openAiError(error) })
   },
   /** OpenAI Responses: comment pings; a `response.failed` event, the only failure its clients accept. */
   'openai-responses': {
-    ping: ': ping\n\n',
+    ping: COMMENT_PING,
     errorFrame: (error: SlotError) => event('response.failed', {
       type: 'response.failed',
       sequence_number: 0,

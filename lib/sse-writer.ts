@@ -7,13 +7,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { SlotError } from './errors'
 
-export const pingFrames = Object.freeze({
-  /** An SSE comment: ignored by every SSE client (OpenAI-style clients). */
-  comment: ': ping\n\n',
-  /** The seed's Claude/Anthropic format. */
-  anthropic: 'data: {"type": "ping"}\n\n'
-})
-
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
   'cache-control': 'no-cache',
