@@ -1,8 +1,8 @@
 /**
  * The heart of the plugin: takes slots for their owners (one try, then the subject's wait
- * queue), keeps every held slot's lease and every waiting ticket alive with one batched round
- * trip per tick, gives slots back and wakes the subject's waiters, and winds everything down
- * on close.
+ * queue, where the store grants them a released slot), keeps every held slot's lease and
+ * every waiting ticket alive with one batched round trip per tick, gives slots back, and
+ * winds everything down on close.
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
@@ -12,7 +12,7 @@ import { resolveCallSettings, type CallSettings, type PingOptions, type Resolved
 import { HeldSlot, type Slot } from './slot'
 import type { AbortWait, SlotOwner } from './slot-owner'
 import { storeUnavailable, withTimeout } from './store-call'
-import { isAcquired, AcquireOutcome, type Hold, type SlotStore, type TryAcquireArgs } from './stores/store'
+import { isAcquired, AcquireOutcome, type GrantSubscription, type Hold, type ReleaseArgs, type SlotStore, type TryAcquireArgs } from './stores/store'
 import { toSubject, validateMax, type Subject } from './subject'
 import { SubjectQueue, WaitingRequest, type WaitResult } from './wait-queue'
 
@@ -21,11 +21,15 @@ export class SlotManager {
   readonly instanceId = randomBytes(9).toString('base64url')
   private counter = 0
   private readonly held = new Set<HeldSlot>()
-  private readonly waiting = new Set<WaitingRequest>()
+  /** Held slots granted by another process for claimMs only, not renewed since. */
+  private readonly claims = new Set<HeldSlot>()
+  /** Waiting requests by member: where the store's grants find them. */
+  private readonly waiting = new Map<string, WaitingRequest>()
   private readonly queues = new Map<string, SubjectQueue>()
   private readonly activeWaits = new Set<AbortWait>()
   private closing = false
   private renewing = false
+  private confirming = false
   private refreshing = false
   private readonly timers: NodeJS.Timeout[]
   /** Retry-After for 429s: by then a waiter would have retried at least once at full backoff. */
@@ -34,17 +38,25 @@ export class SlotManager {
   private readonly ticketTtlMs: number
   /** The settings of a call without options, shared. */
   private readonly defaultSettings: CallSettings
+  /** How long a slot granted to this process by another one is ours before we renew it. */
+  private readonly claimMs: number
+  /** The store hands released slots to our waiters (else the queue heads poll for them). */
+  private readonly grants: GrantSubscription | undefined
 
   readonly events: SlotEvents
 
   constructor (readonly store: SlotStore, readonly options: ResolvedOptions, private readonly log: FastifyBaseLogger) {
-    this.events = new SlotEvents(log)
     this.retryAfterSeconds = Math.max(1, Math.ceil(options.backoff.maxMs / 1000))
     this.ticketTtlMs = 2 * (options.backoff.maxMs + options.storeTimeoutMs)
     this.defaultSettings = resolveCallSettings(undefined, options)
+    // A grant to a process that died lasts no longer than that process's tickets would.
+    this.claimMs = Math.min(options.leaseMs, this.ticketTtlMs)
+    this.events = new SlotEvents(log)
+    this.grants = store.onGrant?.(this.instanceId, (member, claimed) => this.granted(member, claimed))
     this.timers = [
       setInterval(() => { this.renewHeld() }, Math.floor(options.leaseMs / 3)),
-      setInterval(() => { this.refreshTickets() }, Math.floor(this.ticketTtlMs / 3))
+      setInterval(() => { this.refreshTickets() }, Math.floor(this.ticketTtlMs / 3)),
+      setInterval(() => { this.confirmClaims() }, Math.floor(this.claimMs / 3))
     ]
     for (const timer of this.timers) timer.unref()
   }
@@ -61,7 +73,14 @@ export class SlotManager {
     if (owner.ended) throw this.error('SLOT_WAIT_ABORTED', 'the request already ended', subject)
     if (this.closing) throw this.error('SLOT_STORE_UNAVAILABLE', 'the server is shutting down', subject)
 
-    const hold: Hold = { tag: subject.tag, member: `${this.instanceId}:${(++this.counter).toString(36)}` }
+    // Also what releasing it takes: the limit its release fills back up with waiters.
+    const hold: ReleaseArgs = {
+      tag: subject.tag,
+      member: `${this.instanceId}:${(++this.counter).toString(36)}`,
+      max: limit,
+      leaseMs: this.options.leaseMs,
+      claimMs: this.claimMs
+    }
     const args: TryAcquireArgs = {
       tag: hold.tag,
       member: hold.member,
@@ -71,18 +90,22 @@ export class SlotManager {
       ticketTtlMs: settings.maxWaitMs > 0 ? this.ticketTtlMs : 0,
       fair: settings.fair,
       // Without fair mode, this process's earlier waiters still go first: no barging locally.
-      ahead: settings.fair ? 0 : this.queues.get(hold.tag)?.length ?? 0
+      ahead: settings.fair ? 0 : this.queues.get(hold.tag)?.length ?? 0,
+      queued: false
     }
     const attempt = (): Promise<AcquireOutcome> => withTimeout(this.store.tryAcquire(args), this.options.storeTimeoutMs, 'the slot store')
 
     let result: WaitResult
+    let claimed = false
     try {
       const first = await attempt()
-      // From now on it polls as the head of the local queue: nobody here is ahead of it.
+      // From now on it polls as the head of the local queue: nobody here is ahead of it; and
+      // it may hold a ticket, or a slot granted to it.
       args.ahead = 0
+      args.queued = true
       result = isAcquired(first)
         ? 'acquired'
-        : first === AcquireOutcome.QueueFull ? 'queue-full' : settings.maxWaitMs === 0 ? 'timeout' : await this.wait(owner, subject, hold, attempt, settings, started)
+        : first === AcquireOutcome.QueueFull ? 'queue-full' : settings.maxWaitMs === 0 ? 'timeout' : await this.wait(owner, subject, hold, attempt, settings, started, () => { claimed = true })
     } catch (err) {
       // The last attempt may still land (a timed-out call, an abort mid-call): undo it.
       this.forget(hold, owner.log)
@@ -108,6 +131,8 @@ export class SlotManager {
     }
     owner.slots.add(slot)
     this.held.add(slot)
+    // Most such slots are released before the claim tick: those never cost a renewal.
+    if (claimed) this.claims.add(slot)
     owner.log.debug({ slotType: subject.type, slotId: subject.id, waitedMs: slot.waitedMs }, 'fastify-slots: slot acquired')
     this.events.notify('acquired', { type: subject.type, id: subject.id, waitedMs: slot.waitedMs })
     return slot
@@ -128,21 +153,22 @@ export class SlotManager {
   async close (): Promise<void> {
     this.beginClose()
     for (const timer of this.timers) clearInterval(timer)
+    this.grants?.stop()
     await Promise.all([...this.held].map(slot => slot.release()))
     await this.store.close?.()
   }
 
   /** Joins the subject's queue in this process and waits for its turn (or the deadline). */
-  private async wait (owner: SlotOwner, subject: Subject, hold: Hold, attempt: () => Promise<AcquireOutcome>, settings: CallSettings, started: number): Promise<WaitResult> {
+  private async wait (owner: SlotOwner, subject: Subject, hold: Hold, attempt: () => Promise<AcquireOutcome>, settings: CallSettings, started: number, onClaim: () => void): Promise<WaitResult> {
     const queue = this.queueFor(subject.tag)
     const entry = new WaitingRequest(hold, attempt, started + settings.maxWaitMs, e => {
       queue.remove(e)
-      this.waiting.delete(e)
-    })
+      this.waiting.delete(e.hold.member)
+    }, onClaim)
     const abort: AbortWait = (code, message) => entry.finish(this.error(code, message, subject))
     owner.waits.add(abort)
     this.activeWaits.add(abort)
-    this.waiting.add(entry)
+    this.waiting.set(hold.member, entry)
     queue.add(entry)
     const pings = settings.stream && settings.ping !== false ? this.startPings(owner, subject, settings.ping, abort) : undefined
     try {
@@ -160,7 +186,7 @@ export class SlotManager {
     if (queue === undefined) {
       const created = new SubjectQueue({
         backoff: this.options.backoff,
-        watch: this.store.watch === undefined ? undefined : wake => this.store.watch!(tag, wake),
+        granted: this.grants !== undefined,
         orphaned: hold => this.forget(hold, this.log),
         emptied: () => { if (this.queues.get(tag) === created) this.queues.delete(tag) }
       })
@@ -193,12 +219,18 @@ export class SlotManager {
     return new SlotError(code, message, { slotType: subject.type, slotId: subject.id, retryAfterSeconds })
   }
 
+  /** The store granted a slot to one of our waiters. One that stopped waiting is cleaned up by its own forget(). */
+  private granted (member: string, claimed: boolean): void {
+    this.waiting.get(member)?.grant(claimed)
+  }
+
   private bypass (subject: Subject, started: number, log: FastifyBaseLogger): Slot {
     return new HeldSlot(subject.type, subject.id, Date.now() - started, null, log, async () => {})
   }
 
   private async giveBack (slot: HeldSlot): Promise<void> {
     this.held.delete(slot)
+    this.claims.delete(slot)
     const hold = slot.hold
     if (hold === null || slot.lost) return
     try {
@@ -215,13 +247,15 @@ export class SlotManager {
       slot.log.warn({ err, slotType: slot.type }, 'fastify-slots: releasing a slot failed; it frees when its lease expires')
       this.events.notify('storeError', { operation: 'release', error: err })
     }
-    this.queues.get(hold.tag)?.wake()
+    // Without grants, a waiter here learns of the freed slot by trying for it now.
+    if (this.grants === undefined) this.queues.get(hold.tag)?.wake()
   }
 
   /** The slot's lease lapsed: it may be someone else's now; never counted or released again. */
   private markLost (slot: HeldSlot): void {
     slot.lost = true
     this.held.delete(slot)
+    this.claims.delete(slot)
     slot.log.warn({ slotType: slot.type, slotId: slot.id }, 'fastify-slots: slot lost: its lease expired before it was renewed or released')
     this.events.notify('lost', { type: slot.type, id: slot.id, heldMs: Date.now() - slot.acquiredAt })
   }
@@ -241,30 +275,54 @@ export class SlotManager {
   private async renewHeld (): Promise<void> {
     if (this.renewing || this.held.size === 0) return
     this.renewing = true
-    const slots = [...this.held]
     try {
-      const alive = await withTimeout(this.store.renew(slots.map(s => s.hold as Hold), this.options.leaseMs), this.options.storeTimeoutMs, 'the slot store')
-      alive.forEach((ok, i) => {
-        const slot = slots[i]
-        // A release racing this renewal is not a loss.
-        if (ok || slot.released) return
-        this.markLost(slot)
-      })
-    } catch (err) {
-      this.log.warn({ err }, 'fastify-slots: renewing held slots failed; retrying next tick')
-      this.events.notify('storeError', { operation: 'renew', error: err })
+      await this.renew([...this.held])
     } finally {
       this.renewing = false
     }
   }
 
-  /** Keeps the tickets of this process's waiters alive (the heads' polls refresh theirs too). */
+  /**
+   * Slots another process granted us are ours for claimMs only (so a grant to a process that
+   * died frees soon): the ones still held get their full lease, one batch per claim tick.
+   */
+  private async confirmClaims (): Promise<void> {
+    if (this.confirming || this.claims.size === 0) return
+    this.confirming = true
+    try {
+      await this.renew([...this.claims])
+    } finally {
+      this.confirming = false
+    }
+  }
+
+  private async renew (slots: HeldSlot[]): Promise<void> {
+    try {
+      const alive = await withTimeout(this.store.renew(slots.map(s => s.hold as Hold), this.options.leaseMs), this.options.storeTimeoutMs, 'the slot store')
+      alive.forEach((ok, i) => {
+        const slot = slots[i]
+        if (ok) this.claims.delete(slot)
+        // A release racing this renewal is not a loss.
+        else if (!slot.released && !slot.lost) this.markLost(slot)
+      })
+    } catch (err) {
+      this.log.warn({ err }, 'fastify-slots: renewing held slots failed; retrying next tick')
+      this.events.notify('storeError', { operation: 'renew', error: err })
+    }
+  }
+
+  /**
+   * Keeps the tickets of this process's waiters alive. A ticket that is gone was granted a
+   * slot whose message never came, or lapsed while this process stalled: that waiter tries
+   * again now (taking the granted slot, or queueing anew).
+   */
   private async refreshTickets (): Promise<void> {
     if (this.refreshing || this.waiting.size === 0) return
     this.refreshing = true
     try {
-      const holds = [...this.waiting].map(entry => entry.hold)
-      await withTimeout(this.store.refreshTickets(holds, this.ticketTtlMs), this.options.storeTimeoutMs, 'the slot store')
+      const entries = [...this.waiting.values()]
+      const alive = await withTimeout(this.store.refreshTickets(entries.map(entry => entry.hold), this.ticketTtlMs), this.options.storeTimeoutMs, 'the slot store')
+      alive?.forEach((ok, i) => { if (!ok) this.queues.get(entries[i].hold.tag)?.retry(entries[i]) })
     } catch (err) {
       this.log.debug({ err }, 'fastify-slots: refreshing waiting tickets failed; retrying next tick')
       this.events.notify('storeError', { operation: 'refreshTickets', error: err })

@@ -161,12 +161,12 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     const tags = Array.from({ length: 30 }, (_, i) => `user:s${i}`)
 
     const placement = await Promise.all(tags.map(async tag => {
-      const slots = await Promise.all([...STRUCTURES.map(s => key(prefix, tag, s)), store.channel(tag)]
+      const slots = await Promise.all(STRUCTURES.map(s => key(prefix, tag, s))
         .map(k => redis.cluster('KEYSLOT', k)))
       return { tag, slots, master: masterOf(slots[0]) }
     }))
     for (const { tag, slots } of placement) {
-      t.equal(new Set(slots).size, 1, `${tag}: holders, waiters, queue (and its channel) share slot ${slots[0]}`)
+      t.equal(new Set(slots).size, 1, `${tag}: holders, waiters and queue share slot ${slots[0]}`)
     }
     const perMaster = new Map<string, number>()
     for (const { master } of placement) perMaster.set(master, (perMaster.get(master) ?? 0) + 1)
@@ -178,7 +178,7 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     // themselves: each subject's keys are all on its master, and the other masters refuse them.
     for (const tag of tags) {
       t.equal(await store.tryAcquire({ tag, member: 'h', max: 1, leaseMs: 10_000, maxWaiters: 5, ticketTtlMs: 10_000 }), Acquired)
-      t.equal(await store.tryAcquire({ tag, member: 'w', max: 1, leaseMs: 10_000, maxWaiters: 5, ticketTtlMs: 10_000, fair: true }), Waiting)
+      t.equal(await store.tryAcquire({ tag, member: 'w', max: 1, leaseMs: 10_000, maxWaiters: 5, ticketTtlMs: 10_000 }), Waiting)
     }
     let misplaced = 0
     for (const { tag, master } of placement) {
@@ -197,7 +197,7 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     t.same(await clusterKeysUnder(redis, prefix), [], 'release and leaveQueue removed every key')
   })
 
-  t.test('a release in one app wakes a waiter in another app through pub/sub on the cluster', async t => {
+  t.test('a release in one app grants the slot to a waiter in another app through pub/sub on the cluster', async t => {
     const prefix = uniquePrefix('cluster-wakeup')
     const backoff = { initialMs: 5000, maxMs: 5000 }
     const appA = await clusterApp(t, { redis: clusterClient(t, cluster), prefix, backoff })
@@ -214,19 +214,18 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     const [baseA, baseB] = await Promise.all([appA.listen({ port: 0, host: '127.0.0.1' }), appB.listen({ port: 0, host: '127.0.0.1' })])
 
     const redis = clusterClient(t, cluster)
-    // 'user:w' as asked, plus subjects on the other masters: releases published from every
+    // 'user:w' as asked, plus subjects on the other masters: grants published from every
     // shard, so at least two of them must cross the cluster bus to reach B's subscriber.
     const tags = ['user:w', ...await tagsOnDistinctMasters(redis, prefix, 'user', 'w', 3)]
     const masters = await mastersOf(redis, prefix, tags)
     const spread = tags.filter((_, i) => masters.indexOf(masters[i]) === i)
     t.equal(spread.length, 3, `subjects on all three masters: ${spread.join(', ')}`)
 
-    // An onlooker on the same channels, to see the wake-ups the release script publishes.
+    // An onlooker on the grant channels, to see the grants the release script publishes.
     const onlooker = clusterClient(t, cluster)
-    const published = new Map<string, number>()
-    onlooker.on('message', (channel: string) => published.set(channel, (published.get(channel) ?? 0) + 1))
-    const channels = spread.map(tag => `${prefix}:{${tag}}:released`)
-    await onlooker.subscribe(...channels)
+    const published: string[] = []
+    onlooker.on('pmessage', (_pattern: string, channel: string) => published.push(channel))
+    await onlooker.psubscribe(`${prefix}:grants:*`)
 
     const results = await Promise.all(spread.map(async tag => {
       const id = tag.slice('user:'.length)
@@ -244,7 +243,8 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
       t.ok(waitedMs < 2000, `${tag}: B waited ${waitedMs} ms (${elapsed} ms end to end), well before its 5000 ms backoff`)
       t.ok(waitedMs >= 50, `${tag}: and it did wait for A (${waitedMs} ms)`)
     }
-    for (const channel of channels) t.ok((published.get(channel) ?? 0) >= 1, `a wake-up was published on ${channel}`)
+    t.ok(published.length >= spread.length, `a grant per subject was published to B's instance channel (${published.length})`)
+    t.equal(new Set(published).size, 1, `all on one channel, B's: ${[...new Set(published)].join(', ')}`)
     await eventually(async () => (await clusterKeysUnder(redis, prefix)).length === 0)
     t.same(await clusterKeysUnder(redis, prefix), [], 'no holder or waiter is left')
   })
@@ -252,7 +252,7 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
   t.test('every store method over all shards: right answers, no CROSSSLOT/MOVED/other error, only the given keys touched', async t => {
     // Every connection here skips CLIENT SETINFO, which Redis 7.0 answers with an error (it came
     // in 7.2) and would blur the error count below. ioredis' Cluster subscriber connection does
-    // not take that option: the peer's is opened (by a first watch) before the count starts.
+    // not take that option: the peer's is opened (by its grant subscription) before the count starts.
     const quiet = { disableClientInfo: true }
     const redis = clusterClient(t, cluster, { redisOptions: quiet })
     const prefix = uniquePrefix('cluster-keys')
@@ -266,8 +266,13 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     const store = new RedisStore({ client: redis, prefix })
     const peer = new RedisStore({ client: clusterClient(t, cluster, { redisOptions: quiet }), prefix })
     t.teardown(() => { store.close(); peer.close() })
-    const warmUp = peer.watch('warm-up:0', () => {})
-    await warmUp.ready
+    // The peer's waiters are instance 'b'; grants to them arrive on its grant channel.
+    const granted = new Map<string, number>()
+    const grants = peer.onGrant('b', (member, claimed) => {
+      t.ok(claimed, 'a grant to another instance is a claim')
+      granted.set(member, (granted.get(member) ?? 0) + 1)
+    })
+    await grants.ready
 
     // Every key any command writes, per node, from keyspace notifications (MONITOR-free).
     const touched: Array<{ node: string, key: string, event: string }> = []
@@ -288,41 +293,38 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     const all = (outcome: unknown): unknown[] => Array(tags.length).fill(outcome)
 
     // tryAcquire: every outcome, fair and not, on all subjects at once (all shards in flight).
-    t.same(await each(tag => store.tryAcquire(args(tag, 'h1'))), all(AcquiredWithRoom), 'tryAcquire: acquired with room')
-    t.same(await each(tag => peer.tryAcquire(args(tag, 'h2'))), all(Acquired), 'tryAcquire: acquired, now full')
-    t.same(await each(tag => store.tryAcquire(args(tag, 'w1', true))), all(Waiting), 'tryAcquire (fair): waiting')
-    t.same(await each(tag => peer.tryAcquire(args(tag, 'w2', true))), all(Waiting), 'tryAcquire (fair): waiting behind w1')
-    t.same(await each(tag => store.tryAcquire(args(tag, 'w3', true))), all(QueueFull), 'tryAcquire (fair): queue full')
+    t.same(await each(tag => store.tryAcquire(args(tag, 'a:h1'))), all(AcquiredWithRoom), 'tryAcquire: acquired with room')
+    t.same(await each(tag => peer.tryAcquire(args(tag, 'b:h2'))), all(Acquired), 'tryAcquire: acquired, now full')
+    t.same(await each(tag => peer.tryAcquire(args(tag, 'b:w1', true))), all(Waiting), 'tryAcquire (fair): waiting')
+    t.same(await each(tag => store.tryAcquire(args(tag, 'a:w2', true))), all(Waiting), 'tryAcquire (fair): waiting behind w1')
+    t.same(await each(tag => store.tryAcquire(args(tag, 'a:w3', true))), all(QueueFull), 'tryAcquire (fair): queue full')
     t.same(await each(tag => store.tryAcquire({ ...args(tag, 'p'), ticketTtlMs: 0 })), all(Waiting), 'tryAcquire (ticketTtlMs 0): full')
     t.same(await each(tag => store.tryAcquire({ ...args(tag, 'n'), ahead: 1 })), all(QueueFull), 'tryAcquire (ahead): full')
 
     // renew and refreshTickets: one call spanning every shard.
     const holds = (member: string): Hold[] => tags.map(tag => ({ tag, member }))
-    t.same(await store.renew([...holds('h1'), ...holds('h2'), ...holds('ghost')], 10_000),
+    t.same(await store.renew([...holds('a:h1'), ...holds('b:h2'), ...holds('ghost')], 10_000),
       [...all(true), ...all(true), ...all(false)], 'renew across shards: one answer per hold, in order')
     t.same(await peer.renew([], 10_000), [], 'renew of nothing')
-    await store.refreshTickets([...holds('w1'), ...holds('w2'), ...holds('ghost')], 10_000)
-    t.pass('refreshTickets across shards')
+    t.same(await store.refreshTickets([...holds('b:w1'), ...holds('a:w2'), ...holds('ghost')], 10_000),
+      [...all(true), ...all(true), ...all(false)], 'refreshTickets across shards')
     if (store.usage !== undefined) {
       t.same(await store.usage(tags), all({ held: 2, waiting: 2 }), 'usage across shards')
     }
 
-    // leaveQueue frees a place; a release wakes the peer's watchers of every subject.
-    await each(tag => store.leaveQueue({ tag, member: 'w2' }))
-    t.same(await each(tag => store.tryAcquire(args(tag, 'w3', true))), all(Waiting), 'leaveQueue freed a place')
-    await each(tag => store.leaveQueue({ tag, member: 'w3' }))
+    // leaveQueue frees a place; a release grants the slot to the peer's waiter of every subject.
+    await each(tag => store.leaveQueue({ tag, member: 'a:w2' }))
+    t.same(await each(tag => store.tryAcquire(args(tag, 'a:w3', true))), all(Waiting), 'leaveQueue freed a place')
+    await each(tag => store.leaveQueue({ tag, member: 'a:w3' }))
     await each(tag => store.leaveQueue({ tag, member: 'nobody' }))
-    const woken = new Map<string, number>()
-    const watches = tags.map(tag => peer.watch(tag, () => woken.set(tag, (woken.get(tag) ?? 0) + 1)))
-    await Promise.all(watches.map(w => w.ready))
-    await each(tag => store.release({ tag, member: 'h1' }))
-    await eventually(() => woken.size === tags.length, 2000)
-    t.same([...woken.keys()].sort(), [...tags].sort(), 'release woke the watcher of every subject, on every shard')
-    for (const w of [...watches, warmUp]) w.stop()
-    t.same(await each(tag => peer.tryAcquire(args(tag, 'w1', true))), all(Acquired), 'the waiter gets the freed slot')
+    t.same(await each(tag => store.release({ tag, member: 'a:h1', max: 2, leaseMs: 10_000, claimMs: 5000 })), all(true), 'release')
+    await eventually(() => granted.get('b:w1') === tags.length, 2000)
+    t.same([...granted], [['b:w1', tags.length]], 'each release granted its slot to b:w1, announced from every shard')
+    grants.stop()
+    t.same(await each(tag => peer.tryAcquire(args(tag, 'b:w1', true))), all(Acquired), 'the waiter holds the granted slot')
     await each(tag => store.release({ tag, member: 'nobody' }))
-    await each(tag => peer.release({ tag, member: 'h2' }))
-    await each(tag => peer.release({ tag, member: 'w1' }))
+    await each(tag => peer.release({ tag, member: 'b:h2' }))
+    await each(tag => peer.release({ tag, member: 'b:w1' }))
     t.same(await clusterKeysUnder(redis, prefix), [], 'every key is gone')
 
     // No node answered any command with an error (ioredis' EVALSHA → NOSCRIPT → EVAL

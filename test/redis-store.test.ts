@@ -1,6 +1,6 @@
 /**
  * What only the Redis store promises: its key layout, Redis-clock scores, key TTLs, integer
- * replies, and working on any ioredis client (shared, RESP2 or RESP3).
+ * replies, batching, and working on any ioredis client (shared, RESP2 or RESP3).
  */
 import t from 'tap'
 import { Redis } from 'ioredis'
@@ -47,7 +47,7 @@ async function scores (redis: Redis, key: string): Promise<Record<string, number
   return out
 }
 
-t.test('keys are <prefix>:{<tag>}:holders and :waiters, and nothing else is written', async t => {
+t.test('keys are <prefix>:{<tag>}:holders, :waiters and :queue, and nothing else is written', async t => {
   // A private server, so "nothing else" can be checked over the whole keyspace.
   const server = await startPrivateRedis(t)
   const redis = client(t, server.url)
@@ -61,16 +61,17 @@ t.test('keys are <prefix>:{<tag>}:holders and :waiters, and nothing else is writ
   t.equal(acquired(await store.tryAcquire(args(tag, 'h'))), Acquired)
   t.same(await redis.keys('*'), ['slots-test:{user:42}:holders'], 'a holder writes only the holders key')
   t.equal(await store.tryAcquire(args(tag, 'w')), Waiting)
-  t.same((await redis.keys('*')).sort(), ['slots-test:{user:42}:holders', 'slots-test:{user:42}:waiters'])
-  t.equal(await redis.type('slots-test:{user:42}:holders'), 'zset')
-  t.equal(await redis.type('slots-test:{user:42}:waiters'), 'zset')
+  const all = ['slots-test:{user:42}:holders', 'slots-test:{user:42}:queue', 'slots-test:{user:42}:waiters']
+  t.same((await redis.keys('*')).sort(), all, 'a waiter writes its ticket and its place in the queue')
+  for (const key of all) t.equal(await redis.type(key), 'zset')
   t.same(Object.keys(await scores(redis, 'slots-test:{user:42}:holders')), ['h'])
   t.same(Object.keys(await scores(redis, 'slots-test:{user:42}:waiters')), ['w'])
+  t.same(Object.keys(await scores(redis, 'slots-test:{user:42}:queue')), ['w'])
 
   t.same(await store.renew([{ tag, member: 'h' }, { tag, member: 'nobody' }], 10_000), [true, false])
   t.equal(await store.tryAcquire(args(tag, 'x', { ticketTtlMs: 0 })), Waiting)
   t.equal(await store.tryAcquire(args(tag, 'y', { maxWaiters: 1 })), QueueFull)
-  t.same((await redis.keys('*')).sort(), ['slots-test:{user:42}:holders', 'slots-test:{user:42}:waiters'],
+  t.same((await redis.keys('*')).sort(), all,
     'renewing, a full try without a ticket and a refused one write no other key')
 
   await store.leaveQueue({ tag, member: 'w' })
@@ -198,25 +199,22 @@ t.test('the scripts reply with integers', async t => {
   t.same(outcomes, [1, 0, -1])
   for (const o of outcomes) t.equal(typeof o, 'number')
 
-  // The raw script replies, before the store's own conversion.
-  const raw = redis as unknown as {
-    fastifySlotsTryAcquire: (...a: unknown[]) => Promise<unknown>
-    fastifySlotsRenew: (...a: unknown[]) => Promise<unknown>
-  }
-  const h = store.key(tag, 'holders')
-  const w = store.key(tag, 'waiters')
-  const q = store.key(tag, 'queue')
-  const replies = [
-    await raw.fastifySlotsTryAcquire(h, w, q, 'h', 1, 10_000, 1, 10_000, 0, 0),
-    await raw.fastifySlotsTryAcquire(h, w, q, 'w', 1, 10_000, 1, 10_000, 0, 0),
-    await raw.fastifySlotsTryAcquire(h, w, q, 'x', 1, 10_000, 1, 10_000, 0, 0),
-    await raw.fastifySlotsRenew(h, 'h', 10_000),
-    await raw.fastifySlotsRenew(h, 'nobody', 10_000)
-  ]
+  // The raw script replies, before the store's own conversion: one batch of five operations.
+  const raw = redis as unknown as { fastifySlotsBatch: (...a: unknown[]) => Promise<unknown> }
+  const keys = [store.key(tag, 'holders'), store.key(tag, 'waiters'), store.key(tag, 'queue')]
+  const replies = await raw.fastifySlotsBatch(15, ...keys, ...keys, ...keys, ...keys, ...keys, `${prefix}:grants:`, 1,
+    'a', 'h', 1, 10_000, 1, 10_000, 0, 0, 1,
+    'a', 'w', 1, 10_000, 1, 10_000, 0, 0, 1,
+    'a', 'x', 1, 10_000, 1, 10_000, 0, 0, 0,
+    'h', 'h', 10_000,
+    'h', 'nobody', 10_000) as unknown[]
   t.same(replies, [1, 0, -1, 1, 0])
   for (const r of replies) t.equal(typeof r, 'number', `raw reply ${String(r)} is a number`)
+  const released = await raw.fastifySlotsBatch(3, ...keys, `${prefix}:grants:`, 1, 'r', 'h', 1, 10_000, 5000) as unknown[]
+  t.same(released, [[1, 'w']], "a release answers { live, the releasing instance's grantees } ('h' and 'w' are both instance '')")
+  t.equal(typeof (released[0] as unknown[])[0], 'number')
 
-  const renewed = await store.renew([{ tag, member: 'h' }, { tag, member: 'nobody' }], 10_000)
+  const renewed = await store.renew([{ tag, member: 'w' }, { tag, member: 'nobody' }], 10_000)
   t.same(renewed, [true, false])
   for (const r of renewed) t.equal(typeof r, 'boolean')
 })
@@ -232,7 +230,7 @@ t.test('two stores on one client', async t => {
   const first = new RedisStore({ client: redis, prefix })
   const second = new RedisStore({ client: redis, prefix })
   const other = new RedisStore({ client: redis, prefix: `${prefix}-other` })
-  t.same(defined, ['fastifySlotsTryAcquire', 'fastifySlotsRenew', 'fastifySlotsRelease', 'fastifySlotsLeaveQueue', 'fastifySlotsCountLive'], 'the scripts are defined once per client')
+  t.same(defined, ['fastifySlotsBatch'], 'the script is defined once per client')
 
   const tag = 'user:1'
   t.equal(acquired(await first.tryAcquire(args(tag, 'a'))), Acquired)
@@ -287,4 +285,33 @@ t.test('works on clients with default options (RESP3) and on RESP2', async t => 
       t.same(await keysUnder(redis, prefix), [])
     })
   }
+})
+
+t.test('operations issued together travel in few script calls, and a failing one fails alone', async t => {
+  // A private server, so INFO commandstats counts only this test's calls.
+  const server = await startPrivateRedis(t)
+  const redis = client(t, server.url)
+  const store = new RedisStore({ client: redis, prefix: 'batch', wakeups: false })
+  const evalshaCalls = async (): Promise<number> => {
+    const line = (await redis.info('commandstats')).split(/\r?\n/).find(l => l.startsWith('cmdstat_evalsha:'))
+    return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0)
+  }
+  // The first call loads the script (EVALSHA → NOSCRIPT → EVAL); count from a warm client.
+  await store.tryAcquire(args('user:warm', 'a'))
+  await store.release({ tag: 'user:warm', member: 'a' })
+  const before = await evalshaCalls()
+
+  const tags = Array.from({ length: 64 }, (_, i) => `user:${i}`)
+  const outcomes = await Promise.all(tags.map(tag => store.tryAcquire(args(tag, 'a'))))
+  t.same(outcomes.map(acquired), tags.map(() => Acquired), '64 concurrent acquires on 64 subjects: all acquired')
+  const calls = await evalshaCalls() - before - 1
+  t.ok(calls >= 1 && calls <= 4, `they took ${calls} script calls (16 operations a call at most), not 64`)
+  t.same(await redis.zcard('batch:{user:63}:holders'), 1, 'and each landed on its own subject')
+
+  // A key of the wrong type makes its own operation fail; the rest of the batch still runs.
+  await redis.set('batch:{user:broken}:holders', 'not a zset')
+  const [broken, fine] = await Promise.allSettled([store.tryAcquire(args('user:broken', 'b')), store.tryAcquire(args('user:fine', 'b'))])
+  t.equal(broken.status, 'rejected', 'the operation on the broken key fails')
+  t.match(broken.status === 'rejected' ? String(broken.reason) : '', /WRONGTYPE/, 'with the error Redis gave it')
+  t.same(fine.status === 'fulfilled' ? acquired(fine.value) : fine, Acquired, 'the one beside it in the batch succeeds')
 })

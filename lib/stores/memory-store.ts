@@ -2,7 +2,7 @@
  * The in-process store: the same semantics as the Redis store for a single instance (and for
  * trying the plugin without Redis). Slots are not shared between processes.
  */
-import { AcquireOutcome, type Hold, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
+import { AcquireOutcome, memberInstance, type GrantListener, type GrantSubscription, type Hold, type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
 
 /** member → expiry (ms since epoch). Maps keep insertion order: the tickets' arrival order. */
 type Expiries = Map<string, number>
@@ -35,6 +35,7 @@ function rank (tickets: Expiries, member: string): number {
 
 export class MemoryStore implements SlotStore {
   private readonly subjects = new Map<string, SubjectState>()
+  private readonly grantListeners = new Map<string, GrantListener>()
   private readonly now: () => number
 
   constructor (options: MemoryStoreOptions = {}) {
@@ -64,13 +65,39 @@ export class MemoryStore implements SlotStore {
     }
   }
 
-  async release ({ tag, member }: Hold): Promise<boolean> {
+  async release ({ tag, member, max = 0, leaseMs = 0, claimMs = 0 }: ReleaseArgs): Promise<boolean> {
     const state = this.subjects.get(tag)
     const expiry = state?.holders.get(member)
     if (state === undefined || expiry === undefined) return false
     state.holders.delete(member)
+    const now = this.now()
+    const granted = max > 0 ? this.grantFreed(state, max, now, memberInstance(member), leaseMs, claimMs) : []
     this.forgetIfEmpty(tag, state)
-    return expiry > this.now()
+    for (const [waiter, claimed] of granted) this.grantListeners.get(memberInstance(waiter))?.(waiter, claimed)
+    return expiry > now
+  }
+
+  onGrant (instanceId: string, listener: GrantListener): GrantSubscription {
+    this.grantListeners.set(instanceId, listener)
+    return {
+      ready: Promise.resolve(),
+      stop: () => { if (this.grantListeners.get(instanceId) === listener) this.grantListeners.delete(instanceId) }
+    }
+  }
+
+  /** The freed capacity goes to the oldest live tickets, as in the Redis store's release script. */
+  private grantFreed (state: SubjectState, max: number, now: number, releaser: string, leaseMs: number, claimMs: number): Array<[string, boolean]> {
+    purge(state.holders, now)
+    purge(state.tickets, now)
+    const granted: Array<[string, boolean]> = []
+    for (const waiter of state.tickets.keys()) {
+      if (state.holders.size >= max) break
+      const claimed = memberInstance(waiter) !== releaser
+      state.holders.set(waiter, now + (claimed ? claimMs : leaseMs))
+      state.tickets.delete(waiter)
+      granted.push([waiter, claimed])
+    }
+    return granted
   }
 
   async leaveQueue ({ tag, member }: Hold): Promise<void> {
@@ -84,8 +111,8 @@ export class MemoryStore implements SlotStore {
     return this.extend(holds, 'holders', leaseMs)
   }
 
-  async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<void> {
-    this.extend(holds, 'tickets', ticketTtlMs)
+  async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<boolean[]> {
+    return this.extend(holds, 'tickets', ticketTtlMs)
   }
 
   async usage (tags: readonly string[]): Promise<SubjectLoad[]> {

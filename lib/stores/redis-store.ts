@@ -1,36 +1,23 @@
 /**
  * The distributed store: per subject a sorted set of holders, one of waiting tickets and one
- * of arrival order (fair mode), changed only by Lua scripts (run by EVALSHA through ioredis'
- * defineCommand) so every check-and-insert is atomic and holders never exceed `max`. Works
+ * of arrival order, changed only by one Lua script (run by EVALSHA through ioredis'
+ * defineCommand) so every check-and-insert is atomic and holders never exceed `max`. The
+ * operations a process issues in one tick travel together in one call of that script. Works
  * with a single Redis or an ioredis Cluster: a script touches only the keys it is given, all
- * under the subject's hash tag.
+ * under one subject's hash tag.
  */
-import type { AcquireOutcome, Hold, ReleaseWatch, SlotStore, SubjectLoad, TryAcquireArgs } from './store'
-import { ReleaseSubscriber, type SubscriberLike } from './release-subscriber'
-import { TRY_ACQUIRE } from './scripts/try-acquire'
-import { RENEW } from './scripts/renew'
-import { LEAVE_QUEUE, RELEASE } from './scripts/release'
-import { COUNT_LIVE } from './scripts/count-live'
+import { memberInstance, type AcquireOutcome, type GrantListener, type GrantSubscription, type Hold, type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
+import { GrantSubscriber, type SubscriberLike } from './grant-subscriber'
+import { ScriptBatcher, type BatchArg, type SubjectKeys } from './script-batcher'
+import { RUN_BATCH } from './scripts/run-batch'
 
-type Reply = Promise<number>
-type PipelineResult = Array<[Error | null, unknown]> | null
-
-interface ScriptCommands {
-  fastifySlotsTryAcquire (holders: string, tickets: string, queue: string, member: string, max: number, leaseMs: number, maxWaiters: number, ticketTtlMs: number, fair: number, ahead: number): Reply
-  fastifySlotsRenew (key: string, member: string, ttlMs: number): Reply
-  fastifySlotsRelease (holders: string, tickets: string, member: string, channel: string, sharded: number): Reply
-  fastifySlotsLeaveQueue (tickets: string, queue: string, member: string): Reply
-  fastifySlotsCountLive (holders: string, tickets: string): Promise<[number, number]>
-}
-
-interface Pipeline extends ScriptCommands {
-  exec (): Promise<PipelineResult>
+interface BatchCommand {
+  fastifySlotsBatch (...numKeysKeysAndArgs: BatchArg[]): Promise<unknown>
 }
 
 /** The part of an ioredis `Redis` or `Cluster` client the store uses. */
 export interface RedisClientLike {
-  defineCommand (name: string, definition: { numberOfKeys: number, lua: string }): void
-  pipeline (): unknown
+  defineCommand (name: string, definition: { numberOfKeys?: number, lua: string }): void
   duplicate (...args: unknown[]): unknown
   readonly isCluster?: boolean
 }
@@ -39,40 +26,34 @@ export interface RedisStoreOptions {
   client: RedisClientLike
   /** Key prefix; a subject's keys are `<prefix>:{<tag>}:<holders|waiters|queue>` (waiters: the tickets). */
   prefix: string
-  /** Wake waiters in other processes through pub/sub on release. Default true. */
+  /** Hand slots to waiters in other processes through pub/sub on release. Default true. */
   wakeups?: boolean
 }
 
-const SCRIPTS: Array<[keyof ScriptCommands, number, string]> = [
-  ['fastifySlotsTryAcquire', 3, TRY_ACQUIRE],
-  ['fastifySlotsRenew', 1, RENEW],
-  ['fastifySlotsRelease', 2, RELEASE],
-  ['fastifySlotsLeaveQueue', 2, LEAVE_QUEUE],
-  ['fastifySlotsCountLive', 2, COUNT_LIVE]
-]
-
 export class RedisStore implements SlotStore {
   readonly prefix: string
-  private readonly client: RedisClientLike & ScriptCommands
-  private readonly subscriber: ReleaseSubscriber | undefined
+  private readonly client: RedisClientLike & BatchCommand
+  private readonly batcher: ScriptBatcher
+  private readonly subscriber: GrantSubscriber | undefined
+  private readonly grantListeners = new Map<string, GrantListener>()
   /** Sharded pub/sub on a single server; ioredis Cluster subscribers need classic pub/sub. */
-  private readonly sharded: number
+  private readonly sharded: boolean
 
   constructor ({ client, prefix, wakeups = true }: RedisStoreOptions) {
     this.prefix = prefix
-    const scripted = client as RedisClientLike & Partial<ScriptCommands>
-    for (const [name, numberOfKeys, lua] of SCRIPTS) {
-      // defineCommand is idempotent per client, but a shared client needs it only once.
-      if (typeof scripted[name] !== 'function') client.defineCommand(name, { numberOfKeys, lua })
-    }
-    this.client = scripted as RedisClientLike & ScriptCommands
-    this.sharded = client.isCluster === true ? 0 : 1
+    const scripted = client as RedisClientLike & Partial<BatchCommand>
+    // A shared client needs the command defined only once. No numberOfKeys: a batch's key count varies.
+    if (typeof scripted.fastifySlotsBatch !== 'function') client.defineCommand('fastifySlotsBatch', { lua: RUN_BATCH })
+    this.client = scripted as RedisClientLike & BatchCommand
+    const cluster = client.isCluster === true
+    this.sharded = !cluster
+    this.batcher = new ScriptBatcher((keys, args) => this.client.fastifySlotsBatch(keys.length, ...keys, this.grantChannelPrefix, this.sharded && this.subscriber?.isSharded !== false ? 1 : 0, ...args), cluster)
     this.subscriber = wakeups
       // The subscriber queues its SUBSCRIBEs until connected, even when the main client fails
       // fast with enableOfflineQueue: false, or its first subscriptions would be lost.
-      ? new ReleaseSubscriber(() => (client.isCluster === true
+      ? new GrantSubscriber(() => (cluster
         ? client.duplicate(undefined, { enableOfflineQueue: true })
-        : client.duplicate({ enableOfflineQueue: true })) as SubscriberLike, this.sharded === 1)
+        : client.duplicate({ enableOfflineQueue: true })) as SubscriberLike, this.sharded)
       : undefined
   }
 
@@ -80,66 +61,67 @@ export class RedisStore implements SlotStore {
     return `${this.prefix}:{${tag}}:${structure}`
   }
 
-  channel (tag: string): string {
-    return `${this.prefix}:{${tag}}:released`
+  /** Where slots granted to an instance's waiters are announced. */
+  grantChannel (instanceId: string): string {
+    return this.grantChannelPrefix + instanceId
   }
 
-  async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs, fair, ahead }: TryAcquireArgs): Promise<AcquireOutcome> {
-    const outcome = await this.client.fastifySlotsTryAcquire(
-      this.key(tag, 'holders'), this.key(tag, 'waiters'), this.key(tag, 'queue'),
-      member, max, leaseMs, maxWaiters, ticketTtlMs, fair === true ? 1 : 0, ahead ?? 0)
-    return Number(outcome) as AcquireOutcome
+  private get grantChannelPrefix (): string {
+    return `${this.prefix}:grants:`
   }
 
-  async release ({ tag, member }: Hold): Promise<boolean> {
-    return Number(await this.client.fastifySlotsRelease(this.key(tag, 'holders'), this.key(tag, 'waiters'), member, this.channel(tag), this.sharded)) === 1
+  async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs, fair, ahead, queued }: TryAcquireArgs): Promise<AcquireOutcome> {
+    const reply = await this.run(tag, ['a', member, max, leaseMs, maxWaiters, ticketTtlMs, fair === true ? 1 : 0, ahead ?? 0, queued === false ? 0 : 1])
+    return Number(reply) as AcquireOutcome
+  }
+
+  async release ({ tag, member, max, leaseMs, claimMs }: ReleaseArgs): Promise<boolean> {
+    const reply = await this.run(tag, ['r', member, max ?? 0, leaseMs ?? 0, claimMs ?? 0]) as unknown[]
+    // Slots granted to waiters of the releasing instance come back in the reply.
+    if (reply.length > 1) {
+      const listener = this.grantListeners.get(memberInstance(member))
+      for (let i = 1; i < reply.length; i++) listener?.(String(reply[i]), false)
+    }
+    return Number(reply[0]) === 1
   }
 
   async leaveQueue ({ tag, member }: Hold): Promise<void> {
-    await this.client.fastifySlotsLeaveQueue(this.key(tag, 'waiters'), this.key(tag, 'queue'), member)
+    await this.run(tag, ['l', member])
   }
 
   async renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]> {
-    const replies = await this.batch(holds, (c, h) => c.fastifySlotsRenew(this.key(h.tag, 'holders'), h.member, leaseMs))
-    return replies.map(r => Number(r) === 1)
+    return await Promise.all(holds.map(async ({ tag, member }) => Number(await this.run(tag, ['h', member, leaseMs])) === 1))
   }
 
-  async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<void> {
-    await this.batch(holds, (c, h) => c.fastifySlotsRenew(this.key(h.tag, 'waiters'), h.member, ticketTtlMs))
+  async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<boolean[]> {
+    return await Promise.all(holds.map(async ({ tag, member }) => Number(await this.run(tag, ['t', member, ticketTtlMs])) === 1))
   }
 
   async usage (tags: readonly string[]): Promise<SubjectLoad[]> {
-    const replies = await this.batch(tags, (c, tag) => c.fastifySlotsCountLive(this.key(tag, 'holders'), this.key(tag, 'waiters')))
-    return replies.map(reply => {
-      const [held, waiting] = reply as [number, number]
+    return await Promise.all(tags.map(async tag => {
+      const [held, waiting] = await this.run(tag, ['c']) as [number, number]
       return { held: Number(held), waiting: Number(waiting) }
-    })
+    }))
   }
 
-  watch (tag: string, onRelease: () => void): ReleaseWatch {
-    if (this.subscriber === undefined) return { ready: Promise.resolve(), stop: () => {} }
-    return this.subscriber.watch(this.channel(tag), onRelease)
+  onGrant (instanceId: string, listener: GrantListener): GrantSubscription {
+    this.grantListeners.set(instanceId, listener)
+    const subscription = this.subscriber?.listen(this.grantChannel(instanceId), member => listener(member, true))
+    return {
+      ready: subscription?.ready ?? Promise.resolve(),
+      stop: () => {
+        if (this.grantListeners.get(instanceId) === listener) this.grantListeners.delete(instanceId)
+        subscription?.stop()
+      }
+    }
   }
 
   close (): void {
     this.subscriber?.close()
   }
 
-  /** One script call per item, all in one round trip: a pipeline, or per node on a Cluster. */
-  private async batch<T> (items: readonly T[], call: (commands: ScriptCommands, item: T) => Promise<unknown>): Promise<unknown[]> {
-    if (items.length === 0) return []
-    if (this.client.isCluster === true) {
-      // A Cluster pipeline must stay within one slot; ioredis sends commands issued in the same
-      // tick to each node together.
-      return await Promise.all(items.map(item => call(this.client, item)))
-    }
-    const pipeline = this.client.pipeline() as Pipeline
-    for (const item of items) call(pipeline, item)
-    const results = await pipeline.exec()
-    if (results === null) throw new Error('the pipeline was discarded')
-    return results.map(([err, reply]) => {
-      if (err !== null) throw err
-      return reply
-    })
+  private run (tag: string, args: readonly BatchArg[]): Promise<unknown> {
+    const keys: SubjectKeys = [this.key(tag, 'holders'), this.key(tag, 'waiters'), this.key(tag, 'queue')]
+    return this.batcher.run(tag, keys, args)
   }
 }

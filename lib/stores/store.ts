@@ -1,7 +1,10 @@
 /**
  * The one interface every slot store implements (Redis, memory, or your own). A store keeps,
  * per subject, a set of holders with lease expiries and a bounded queue of waiting tickets.
- * Every operation is atomic per subject; expired holders and tickets never count.
+ * Every operation is atomic per subject; expired holders and tickets never count. A store
+ * that implements `onGrant` hands a released slot straight to the oldest waiting ticket; one
+ * without it leaves waiters to poll (on the backoff schedule, and at once after a release in
+ * the same process).
  */
 
 /**
@@ -37,6 +40,8 @@ export interface TryAcquireArgs {
   fair?: boolean
   /** Without fair mode: slots to leave for earlier waiters (this process's queue ahead of the member). Default 0. */
   ahead?: number
+  /** False on a member's first try (it holds nothing and has no ticket yet, so the store need not look). Default true. */
+  queued?: boolean
 }
 
 export interface SubjectLoad {
@@ -44,14 +49,36 @@ export interface SubjectLoad {
   waiting: number
 }
 
+/** The instance a member belongs to: members are `<instance id>:<counter>` ('' for any other form). */
+export function memberInstance (member: string): string {
+  const colon = member.indexOf(':')
+  return colon === -1 ? '' : member.slice(0, colon)
+}
+
 export interface Hold {
   tag: string
   member: string
 }
 
-/** A subscription to a subject's releases (see {@link SlotStore.watch}). */
-export interface ReleaseWatch {
-  /** Settles once the subscription is live: a release before that may have been missed. */
+/** What a release needs to hand the freed capacity to waiters (stores with `onGrant`). */
+export interface ReleaseArgs extends Hold {
+  /** The subject's limit: grants fill it up to this. Omitted or 0: nothing is granted. */
+  max?: number
+  /** Lease of a slot granted to a waiter of the releasing instance (alive: it is releasing). */
+  leaseMs?: number
+  /** Lease of a slot granted to another instance's waiter until that instance renews it. */
+  claimMs?: number
+}
+
+/**
+ * Called with the member a slot was granted to; `claimed` when it was granted only for
+ * `claimMs` and must be renewed to keep it.
+ */
+export type GrantListener = (member: string, claimed: boolean) => void
+
+/** A subscription to the grants of one instance (see {@link SlotStore.onGrant}). */
+export interface GrantSubscription {
+  /** Settles once grants from other processes can arrive: earlier ones may have been missed. */
   ready: Promise<void>
   stop (): void
 }
@@ -59,10 +86,11 @@ export interface ReleaseWatch {
 export interface SlotStore {
   tryAcquire (args: TryAcquireArgs): Promise<AcquireOutcome>
   /**
-   * Removes the member's holder entry and wakes the subject's waiters. May answer false when
-   * the entry was absent or its lease had already lapsed: the slot is then reported lost.
+   * Removes the member's holder entry and (stores with `onGrant`) grants the freed capacity to
+   * the oldest waiting tickets. May answer false when the entry was absent or its lease had
+   * already lapsed: the slot is then reported lost.
    */
-  release (hold: Hold): Promise<boolean | void>
+  release (hold: ReleaseArgs): Promise<boolean | void>
   /** Removes the member's waiting ticket (no-op when absent). */
   leaveQueue (hold: Hold): Promise<void>
   /**
@@ -70,16 +98,19 @@ export interface SlotStore {
    * (the slot is lost and may belong to someone else now). Sent together (one round trip).
    */
   renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]>
-  /** Extends the waiting tickets of members still waiting (one round trip); lapsed ones stay lapsed. */
-  refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<void>
+  /**
+   * Extends the waiting tickets of members still waiting (one round trip); lapsed ones stay
+   * lapsed. May answer, per hold, false when its ticket is gone: granted a slot (a grant
+   * message may have been lost) or lapsed; the waiter then tries again at once.
+   */
+  refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<boolean[] | void>
   /** Optional: live holders and waiters of each subject tag, in order (one round trip per shard). */
   usage? (tags: readonly string[]): Promise<SubjectLoad[]>
   /**
-   * Optional: calls `onRelease` when a slot of the subject is released by another process.
-   * In-process releases wake waiters without it; without it, other processes' releases are
-   * found by polling on the backoff schedule.
+   * Optional: calls `listener` for every slot `release` grants to a waiter of this instance
+   * (members `<instanceId>:...`), whichever process released it.
    */
-  watch? (tag: string, onRelease: () => void): ReleaseWatch
+  onGrant? (instanceId: string, listener: GrantListener): GrantSubscription
   /** Called on app close: stop timers and background work (never closes a client it was given). */
   close? (): Promise<void> | void
 }

@@ -1,10 +1,9 @@
-import { REDIS_NOW } from './redis-time'
-
 /**
- * KEYS: holders zset, waiters (tickets) zset. Counts the live entries of each by Redis time,
- * without writing: what a scheduler reads to pick the least loaded subject.
- * Returns { held, waiting }.
+ * Lua `countLive(holders, tickets)`: the live entries of each by Redis time, without writing;
+ * what a scheduler reads to pick the least loaded subject. Returns { held, waiting }.
  */
-export const COUNT_LIVE = REDIS_NOW + `
-return { redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') }
+export const COUNT_LIVE = `
+local function countLive (holders, tickets)
+  return { redis.call('ZCOUNT', holders, '(' .. now, '+inf'), redis.call('ZCOUNT', tickets, '(' .. now, '+inf') }
+end
 `

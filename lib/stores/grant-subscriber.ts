@@ -1,10 +1,13 @@
 /**
- * Cross-process wake-ups: one subscriber connection per store (duplicated from the main
- * client on first use), shared by every subject, subscribed only to the channels of subjects
- * this process has waiters for. Messages can be lost (reconnects, a subscription still on its
- * way), which is why waiters keep polling on the backoff schedule as a safety net.
+ * Cross-process grants: a slot released in one process is handed to a waiter of another by
+ * a message on the waiter's instance channel. One subscriber connection per store (duplicated
+ * from the main client on first use), shared by every subject: one channel per instance,
+ * subscribed once, so waiting costs no SUBSCRIBE/UNSUBSCRIBE per subject and a release wakes
+ * only the process it grants to. Messages can be lost (reconnects, a subscription still on its
+ * way); the waiting-ticket refresh notices a ticket that was granted, and the queue head's
+ * backoff polls remain the safety net.
  */
-import type { ReleaseWatch } from './store'
+import type { GrantSubscription } from './store'
 
 /** The part of an ioredis connection in subscriber mode this file uses. */
 export interface SubscriberLike {
@@ -17,9 +20,11 @@ export interface SubscriberLike {
   disconnect (): void
 }
 
-export class ReleaseSubscriber {
+const RETRY_MS = 1000
+
+export class GrantSubscriber {
   private connection: SubscriberLike | undefined
-  private readonly listeners = new Map<string, Set<() => void>>()
+  private readonly listeners = new Map<string, (message: string) => void>()
   /** Sharded until the server says it has no SSUBSCRIBE (Redis < 7); then classic for good. */
   private sharded: boolean
 
@@ -27,21 +32,18 @@ export class ReleaseSubscriber {
     this.sharded = sharded
   }
 
-  watch (channel: string, onRelease: () => void): ReleaseWatch {
-    let set = this.listeners.get(channel)
-    let ready: Promise<void> = Promise.resolve()
-    if (set === undefined) {
-      set = new Set()
-      this.listeners.set(channel, set)
-      ready = this.subscribe(channel)
-    }
-    set.add(onRelease)
-    const listeners = set
+  get isSharded (): boolean {
+    return this.sharded
+  }
+
+  listen (channel: string, onMessage: (message: string) => void): GrantSubscription {
+    if (this.listeners.has(channel)) throw new Error(`fastify-slots: ${channel} already has a listener`)
+    this.listeners.set(channel, onMessage)
+    const ready = this.subscribeUntilDone(channel, onMessage)
     return {
       ready,
       stop: () => {
-        listeners.delete(onRelease)
-        if (listeners.size > 0 || this.listeners.get(channel) !== listeners) return
+        if (this.listeners.get(channel) !== onMessage) return
         this.listeners.delete(channel)
         this.unsubscribe(channel)
       }
@@ -57,16 +59,31 @@ export class ReleaseSubscriber {
   private subscriber (): SubscriberLike {
     if (this.connection === undefined) {
       const connection = this.connect()
-      const deliver = (channel: string): void => {
-        for (const listener of this.listeners.get(channel) ?? []) listener()
+      const deliver = (channel: string, message: string): void => {
+        this.listeners.get(channel)?.(message)
       }
       connection.on('message', deliver)
       connection.on('smessage', deliver)
-      // Errors surface as missed wake-ups, which polling covers; ioredis reconnects by itself.
+      // Errors surface as missed grants, which the safety nets cover; ioredis reconnects by itself.
       connection.on('error', () => {})
       this.connection = connection
     }
     return this.connection
+  }
+
+  /**
+   * ioredis re-subscribes after a reconnect only to channels whose SUBSCRIBE succeeded: one
+   * that failed (the connection dropped first) is retried here until it succeeds or stops.
+   */
+  private async subscribeUntilDone (channel: string, onMessage: (message: string) => void): Promise<void> {
+    for (;;) {
+      try {
+        return await this.subscribe(channel)
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, RETRY_MS).unref())
+        if (this.listeners.get(channel) !== onMessage) return
+      }
+    }
   }
 
   private async subscribe (channel: string): Promise<void> {
