@@ -556,8 +556,14 @@ async function chaos (o: ChaosOptions, checks: Checks, summary: Record<string, u
     const name = `[cycle ${cycle}] kill -9 ${V.role}`
     const tag = 'user:kill'
     const survivors = live().filter(p => p !== V)
+    const ticketTtlMs = 2 * (BACKOFF.maxMs + o.storeTimeoutMs)
+    // Until its tickets lapse, releases may still grant slots to its (dead) waiters, each for
+    // one claim (min(leaseMs, ticket ttl)), so its last entry may outlive its own leases.
+    const claimMs = Math.min(o.leaseMs, ticketTtlMs)
+    const slotsGoneBy = Math.max(o.leaseMs, ticketTtlMs + claimMs)
     const victims = [1, 2, 3].map(() => scenarioSend(name, V, `/work?s=${tag}&hold=60000&wait=2000`, 70_000))
-    const kept = survivors.map(p => scenarioSend(name, p, `/work?s=${tag}&hold=2000&wait=2000`))
+    // The survivors hold on until well after its slots are gone, to show they were untouched.
+    const kept = survivors.map(p => scenarioSend(name, p, `/work?s=${tag}&hold=${slotsGoneBy + 1000}&wait=2000`))
     const full = await eventually(async () => {
       const holders = await observer.liveHolders(tag)
       return holders.length === 3 + survivors.length && holders.filter(h => h.member.startsWith(`${V.instanceId}:`)).length === 3
@@ -574,16 +580,11 @@ async function chaos (o: ChaosOptions, checks: Checks, summary: Record<string, u
     V.alive = false
     kills.push({ proc: V, at: killedAt })
     log(`${name}: killed holding ${atKill.liveHolders.length} slots and ${atKill.liveTickets.length} tickets`)
-    const ticketTtlMs = 2 * (BACKOFF.maxMs + o.storeTimeoutMs)
     const latest = (entries: string[]): number => Math.max(atKill.now, ...entries.map(h => Number(h.split(' ')[2])))
     checks.add(`${name}: its leases end within one lease of the kill`, latest(atKill.liveHolders) <= atKill.now + o.leaseMs,
       `latest lease expiry ${latest(atKill.liveHolders) - atKill.now} ms after the kill (leaseMs ${o.leaseMs})`)
     checks.add(`${name}: its waiting tickets end within one ticket ttl of the kill`, latest(atKill.liveTickets) <= atKill.now + ticketTtlMs,
       `latest ticket expiry ${latest(atKill.liveTickets) - atKill.now} ms after the kill (ticket ttl 2 * (backoff.maxMs + storeTimeoutMs) = ${ticketTtlMs} ms)`)
-    // Until its tickets lapse, releases may still grant slots to its (dead) waiters, each for
-    // one claim (min(leaseMs, ticket ttl)), so its last entry may outlive its own leases.
-    const claimMs = Math.min(o.leaseMs, ticketTtlMs)
-    const slotsGoneBy = Math.max(o.leaseMs, ticketTtlMs + claimMs)
     // Survivors queue for the dead process's slots; they get them once the leases lapse.
     const takers = survivors.map(p => scenarioSend(name, p, `/work?s=${tag}&hold=100&wait=${slotsGoneBy + 2000}`))
 
