@@ -3,6 +3,7 @@
  * loops of one system, or the HTTP server. Started by run.ts with its config as JSON in
  * argv[2]; talks to it over the IPC channel (see common.ts).
  */
+import { setMaxListeners } from 'node:events'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import fastifySlots from '../lib'
@@ -74,6 +75,8 @@ async function contended (config: ContendedConfig): Promise<void> {
   const pending: PendingWait[] = []
   const errors: string[] = []
   const stop = new AbortController()
+  // Every worker's acquire listens on it.
+  setMaxListeners(0, stop.signal)
   const sampled = sampleWindow(start.windowStart, start.windowEnd)
   const stopped = at(start.windowEnd + STOP_AFTER_WINDOW_MS).then(() => stop.abort(new Error('the run is over')))
 
@@ -92,7 +95,8 @@ async function contended (config: ContendedConfig): Promise<void> {
         continue
       }
       const acquiredAt = now()
-      await sleep(config.holdMs)
+      // The idle scenario's holders keep their slots until the run is over.
+      await Promise.race([sleep(config.holdMs), stopped])
       const releasedAt = now()
       await held.release()
       cycles.push({ worker: id, requestedAt, acquiredAt, releasedAt, releaseDoneAt: now() })

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds 10] [--holds 20,200] [--only contended,uncontended,http]`
+ * `npm run bench [-- --seconds 10] [--holds 20,200] [--only contended,idle,uncontended,http]`
  *   `[--systems slots,redis-semaphore,...] [--processes 2] [--redis-url URL] [--dump] [--chart-from FILE]`
  *
  * Measures fastify-slots and its peers in one run, against one Redis (a private redis-server
@@ -39,7 +39,7 @@ interface Args {
 }
 
 function parseArgs (argv: string[]): Args {
-  const args: Args = { seconds: 10, holds: [20, 200], only: new Set(['contended', 'uncontended', 'http']), redisUrl: undefined, dump: false, systems: undefined, chartFrom: undefined, processes: 2 }
+  const args: Args = { seconds: 10, holds: [20, 200], only: new Set(['contended', 'idle', 'uncontended', 'http']), redisUrl: undefined, dump: false, systems: undefined, chartFrom: undefined, processes: 2 }
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2)
     const value = (): string => {
@@ -56,7 +56,7 @@ function parseArgs (argv: string[]): Args {
     else if (flag === '--chart-from') args.chartFrom = value()
     else if (flag === '--processes') args.processes = Number(value())
     else if (flag === '--help' || flag === '-h') {
-      console.log('npm run bench -- [--seconds 10] [--holds 20,200] [--only contended,uncontended,http] [--redis-url redis://...] [--systems slots,seed-style,...] [--processes 2] [--dump] [--chart-from bench/results/<file>.json]')
+      console.log('npm run bench -- [--seconds 10] [--holds 20,200] [--only contended,idle,uncontended,http] [--redis-url redis://...] [--systems slots,seed-style,...] [--processes 2] [--dump] [--chart-from bench/results/<file>.json]')
       process.exit(0)
     } else throw new Error(`unknown argument ${argv[i]}`)
   }
@@ -76,6 +76,9 @@ const CONCURRENCIES = [1, 16, 64]
 const HTTP_CONNECTIONS = 50
 
 const CONTENDED_SYSTEMS: SystemName[] = ['in-process', 'slots', 'slots-fair', 'redis-semaphore', 'seed-style']
+const IDLE_SYSTEMS: SystemName[] = ['slots', 'slots-fair', 'redis-semaphore', 'seed-style']
+/** The idle scenario's holders keep their slots for the whole run (setTimeout's limit is ~24.8 days). */
+const IDLE_HOLD_MS = 86_400_000
 const UNCONTENDED_SYSTEMS: SystemName[] = ['floor', 'slots', 'redis-semaphore', 'seed-style']
 const HTTP_VARIANTS: HttpVariant[] = ['bare', 'slots', 'floor']
 
@@ -255,6 +258,33 @@ async function contended (redis: BenchRedis, args: Args, system: SystemName, hol
   })
 }
 
+/** What waiting alone costs: the limit's holders never release, everyone else waits. */
+interface IdleRun {
+  system: SystemName
+  seconds: number
+  waitingWorkers: number
+  commandsPerSecond: number
+  clientCommandsPerSecond: number
+  commandsPerWaiterPerSecond: number
+  clientCommandsPerWaiterPerSecond: number
+  redisCpuMicrosPerSecond: number
+}
+
+async function idle (redis: BenchRedis, args: Args, system: SystemName): Promise<IdleRun> {
+  const { run } = await contended(redis, args, system, IDLE_HOLD_MS)
+  const waitingWorkers = WORKERS - LIMIT
+  return {
+    system,
+    seconds: args.seconds,
+    waitingWorkers,
+    commandsPerSecond: run.redis.commandsPerSecond,
+    clientCommandsPerSecond: run.redis.clientCommandsPerSecond,
+    commandsPerWaiterPerSecond: run.redis.commandsPerSecond / waitingWorkers,
+    clientCommandsPerWaiterPerSecond: run.redis.clientCommandsPerSecond / waitingWorkers,
+    redisCpuMicrosPerSecond: run.redis.cpuMicros / args.seconds
+  }
+}
+
 interface UncontendedRun extends UncontendedCase {
   system: SystemName
   rounds: number
@@ -423,7 +453,7 @@ interface Target {
   met: boolean
 }
 
-function targets (runs: ContendedRun[], unc: UncontendedRun[], httpRuns: HttpRun[]): Target[] {
+function targets (runs: ContendedRun[], idleRuns: IdleRun[], unc: UncontendedRun[], httpRuns: HttpRun[]): Target[] {
   const out: Target[] = []
   const find = (system: SystemName, hold: number): ContendedRun | undefined => runs.find(r => r.system === system && r.holdMs === hold)
   const ideal = find('in-process', 20)
@@ -440,13 +470,22 @@ function targets (runs: ContendedRun[], unc: UncontendedRun[], httpRuns: HttpRun
     for (const hold of [20, 200]) {
       const h = find(system, hold)
       if (h === undefined) continue
-      // What any design with one acquire and one release round trip per acquisition must send.
+      // What one acquire and one release per acquisition come to, before any waiting.
       const floor = 2 * h.acquisitionsPerSecond / h.meanWaiting
       out.push({
         name: `${label}: Redis commands / waiting worker / s (hold ${hold} ms)`,
         target: '≤ 5',
-        value: `${f(h.commandsPerWaiterPerSecond)}; client-sent ${f(h.clientCommandsPerWaiterPerSecond)} (2 round trips/acq would be ${f(floor)})`,
+        value: `${f(h.commandsPerWaiterPerSecond)}; client-sent ${f(h.clientCommandsPerWaiterPerSecond)} (1 acquire + 1 release per acquisition alone: ${f(floor)})`,
         met: h.commandsPerWaiterPerSecond <= 5
+      })
+    }
+    const i = idleRuns.find(r => r.system === system)
+    if (i !== undefined) {
+      out.push({
+        name: `${label}: Redis commands / waiting worker / s, waiting alone (idle)`,
+        target: '≤ 5',
+        value: `${f(i.commandsPerWaiterPerSecond, 2)}; client-sent ${f(i.clientCommandsPerWaiterPerSecond, 2)}`,
+        met: i.commandsPerWaiterPerSecond <= 5
       })
     }
   }
@@ -503,6 +542,7 @@ async function main (): Promise<void> {
   const pick = <T extends string>(all: T[]): T[] => args.systems === undefined ? all : all.filter(x => args.systems!.has(x))
   const runs: ContendedRun[] = []
   const chartWaits = new Map<SystemName, { waits: number[], note: string }>()
+  const idleRuns: IdleRun[] = []
   const unc: UncontendedRun[] = []
   const httpRuns: HttpRun[] = []
   try {
@@ -517,6 +557,12 @@ async function main (): Promise<void> {
             chartWaits.set(system, { waits, note })
           }
         }
+      }
+    }
+    if (args.only.has('idle')) {
+      for (const system of pick(IDLE_SYSTEMS)) {
+        log(`idle: ${LABEL[system]}, ${args.seconds} s`)
+        idleRuns.push(await idle(redis, args, system))
       }
     }
     if (args.only.has('uncontended')) {
@@ -548,6 +594,11 @@ async function main (): Promise<void> {
       ])))
     print('(times in ms; max* counts the waits still unfinished at the end; cmds = every command Redis ran incl. inside Lua (INFO commandstats); sent = commands the clients sent)')
   }
+  if (idleRuns.length > 0) {
+    print(`\n## Idle waiting: the ${LIMIT} slots are held for the whole run, ${WORKERS - LIMIT} workers wait (${args.processes} processes), ${args.seconds} s`)
+    print(table(['system', 'cmds/s', 'sent/s', 'cmds/waiter/s', 'sent/waiter/s', 'Redis CPU ms/s'],
+      idleRuns.map(r => [LABEL[r.system], f(r.commandsPerSecond, 0), f(r.clientCommandsPerSecond, 0), f(r.commandsPerWaiterPerSecond, 2), f(r.clientCommandsPerWaiterPerSecond, 2), f(r.redisCpuMicrosPerSecond / 1000, 1)])))
+  }
   if (unc.length > 0) {
     print(`\n## Uncontended: acquire → release loops, limit ${UNCONTENDED_LIMIT}, ${ROUNDS} interleaved rounds of ${uncontendedSeconds} s per case`)
     const rows: Array<Array<string | number>> = []
@@ -574,7 +625,7 @@ async function main (): Promise<void> {
         floor === undefined ? '-' : pct(h.requestsPerSecond / floor.requestsPerSecond), h.requestsPerSecondByRound.join('/'),
         f(h.latencyP50Ms, 1), f(h.latencyP99Ms, 1), h.non2xx, h.errors, f(h.redisCommandsPerRequest, 1), f(h.redisCpuMicrosPerRequest, 1)])))
   }
-  const goals = targets(runs, unc, httpRuns)
+  const goals = targets(runs, idleRuns, unc, httpRuns)
   if (goals.length > 0) {
     print('\n## Targets')
     print(table(['target', 'goal', 'measured', ''], goals.map(g => [g.name, g.target, g.value, g.met ? 'met' : 'MISSED'])))
@@ -590,7 +641,7 @@ async function main (): Promise<void> {
         series: CONTENDED_SYSTEMS.filter(s => chartWaits.has(s)).map(s => ({ system: s, note: chartWaits.get(s)!.note, waits: chartWaits.get(s)!.waits.map(w => +w.toFixed(3)) }))
       }
   const file = join(resultsDir(), `bench-${runId}.json`)
-  writeFileSync(file, JSON.stringify({ startedAt, args: { ...args, only: [...args.only], systems: args.systems === undefined ? undefined : [...args.systems] }, machine, contended: runs, uncontended: unc, http: httpRuns, targets: goals, chart }, null, 2) + '\n')
+  writeFileSync(file, JSON.stringify({ startedAt, args: { ...args, only: [...args.only], systems: args.systems === undefined ? undefined : [...args.systems] }, machine, contended: runs, idle: idleRuns, uncontended: unc, http: httpRuns, targets: goals, chart }, null, 2) + '\n')
   print(`\nresults: ${file}`)
   // Only a complete run replaces the chart in the docs; a partial one can be drawn later with --chart-from.
   const complete = args.systems === undefined && args.processes === 2

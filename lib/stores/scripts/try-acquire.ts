@@ -20,11 +20,10 @@ local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaite
     purgeTickets(tickets, queue)
     ahead = (queued and redis.call('ZRANK', queue, member)) or redis.call('ZCARD', queue)
   end
-  -- Expired leases count until purged; purging only when they would matter keeps the
-  -- uncontended path short.
+  -- Expired leases stay in the set until a release purges them (before it grants): count
+  -- only the live ones, and only when it matters, which keeps the uncontended path short.
   if not holding and held + ahead >= max then
-    redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
-    held = redis.call('ZCARD', holders)
+    held = redis.call('ZCOUNT', holders, '(' .. now, '+inf')
   end
   if holding or held + ahead < max then
     redis.call('ZADD', holders, now + lease, member)
@@ -39,9 +38,11 @@ local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaite
   end
 
   if ticketTtl <= 0 then return 0 end
-  if not fair then purgeTickets(tickets, queue) end
-  if not (queued and redis.call('ZSCORE', tickets, member)) then
-    if redis.call('ZCARD', tickets) >= maxWaiters then return -1 end
+  local ticket = queued and redis.call('ZSCORE', tickets, member)
+  -- A lapsed ticket lost its place: the member queues anew, at the back.
+  if not ticket or tonumber(ticket) <= now then
+    -- Lapsed tickets do not count (a release purges them before it grants).
+    if redis.call('ZCOUNT', tickets, '(' .. now, '+inf') >= maxWaiters then return -1 end
     -- Arrival order in µs of Redis time, strictly increasing even within one µs.
     local last = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')
     local order = nowUs
