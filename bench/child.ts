@@ -141,13 +141,14 @@ async function uncontended (config: UncontendedConfig): Promise<void> {
 
 async function httpServer (config: HttpServerConfig): Promise<void> {
   const app = Fastify({ logger: false })
-  const client = config.variant === 'bare' ? undefined : new Redis(config.redisUrl)
+  const client = config.variant === 'bare' || config.variant === 'slots-memory' ? undefined : new Redis(config.redisUrl)
   client?.on('error', () => {})
   if (config.variant === 'slots') await app.register(fastifySlots, { redis: client, prefix: config.prefix })
+  if (config.variant === 'slots-memory') await app.register(fastifySlots, { store: 'memory' })
   let n = 0
   app.get('/', async (request) => {
     const id = n++ % 100
-    if (config.variant === 'slots') await request.acquireSlot('user', id, 10)
+    if (config.variant === 'slots' || config.variant === 'slots-memory') await request.acquireSlot('user', id, 10)
     else if (config.variant === 'floor') {
       await client!.ping()
       await client!.ping()

@@ -57,7 +57,8 @@ export interface UncontendedConfig {
   limit: number
 }
 
-export type HttpVariant = 'bare' | 'slots' | 'floor'
+/** 'slots-memory': the plugin with its in-process store, what the plugin costs without Redis. */
+export type HttpVariant = 'bare' | 'slots' | 'slots-memory' | 'floor'
 
 export interface HttpServerConfig {
   role: 'http-server'
