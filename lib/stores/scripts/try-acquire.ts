@@ -20,10 +20,10 @@ local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaite
     purgeTickets(tickets, queue)
     ahead = (queued and redis.call('ZRANK', queue, member)) or redis.call('ZCARD', queue)
   end
-  -- Expired leases stay in the set until a release purges them (before it grants): count
-  -- only the live ones, and only when it matters, which keeps the uncontended path short.
+  -- Expired leases count until purged; purging only when they would matter keeps the
+  -- uncontended path short.
   if not holding and held + ahead >= max then
-    held = redis.call('ZCOUNT', holders, '(' .. now, '+inf')
+    held = held - redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
   end
   if holding or held + ahead < max then
     redis.call('ZADD', holders, now + lease, member)
