@@ -28,9 +28,8 @@ export class SlotManager {
   private readonly queues = new Map<string, SubjectQueue>()
   private readonly activeWaits = new Set<AbortWait>()
   private closing = false
-  private renewing = false
-  private confirming = false
-  private refreshing = false
+  /** The periodic jobs still running from their previous tick (a slow store must not stack them up). */
+  private readonly running = new Set<() => Promise<void>>()
   private readonly timers: NodeJS.Timeout[]
   /** Retry-After for 429s: by then a waiter would have retried at least once at full backoff. */
   private readonly retryAfterSeconds: number
@@ -54,11 +53,21 @@ export class SlotManager {
     this.events = new SlotEvents(log)
     this.grants = store.onGrant?.(this.instanceId, (member, claimed) => this.granted(member, claimed))
     this.timers = [
-      setInterval(() => { this.renewHeld() }, Math.floor(options.leaseMs / 3)),
-      setInterval(() => { this.refreshTickets() }, Math.floor(this.ticketTtlMs / 3)),
-      setInterval(() => { this.confirmClaims() }, Math.floor(this.claimMs / 3))
+      this.every(Math.floor(options.leaseMs / 3), () => this.renewHeld()),
+      this.every(Math.floor(this.ticketTtlMs / 3), () => this.refreshTickets()),
+      this.every(Math.floor(this.claimMs / 3), () => this.confirmClaims())
     ]
-    for (const timer of this.timers) timer.unref()
+  }
+
+  /** Runs `job` every `ms`, skipping a tick while its previous run is still on its way. */
+  private every (ms: number, job: () => Promise<void>): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      if (this.running.has(job)) return
+      this.running.add(job)
+      job().finally(() => this.running.delete(job)).catch(() => {})
+    }, ms)
+    timer.unref()
+    return timer
   }
 
   async acquire (owner: SlotOwner, type: unknown, id: unknown, max: unknown, opts: unknown): Promise<Slot> {
@@ -273,13 +282,7 @@ export class SlotManager {
 
   /** One batched renewal of every held slot per tick; a slot whose lease already lapsed is lost. */
   private async renewHeld (): Promise<void> {
-    if (this.renewing || this.held.size === 0) return
-    this.renewing = true
-    try {
-      await this.renew([...this.held])
-    } finally {
-      this.renewing = false
-    }
+    if (this.held.size > 0) await this.renew([...this.held])
   }
 
   /**
@@ -287,13 +290,7 @@ export class SlotManager {
    * died frees soon): the ones still held get their full lease, one batch per claim tick.
    */
   private async confirmClaims (): Promise<void> {
-    if (this.confirming || this.claims.size === 0) return
-    this.confirming = true
-    try {
-      await this.renew([...this.claims])
-    } finally {
-      this.confirming = false
-    }
+    if (this.claims.size > 0) await this.renew([...this.claims])
   }
 
   private async renew (slots: HeldSlot[]): Promise<void> {
@@ -317,8 +314,7 @@ export class SlotManager {
    * again now (taking the granted slot, or queueing anew).
    */
   private async refreshTickets (): Promise<void> {
-    if (this.refreshing || this.waiting.size === 0) return
-    this.refreshing = true
+    if (this.waiting.size === 0) return
     try {
       const entries = [...this.waiting.values()]
       const alive = await withTimeout(this.store.refreshTickets(entries.map(entry => entry.hold), this.ticketTtlMs), this.options.storeTimeoutMs, 'the slot store')
@@ -326,8 +322,6 @@ export class SlotManager {
     } catch (err) {
       this.log.debug({ err }, 'fastify-slots: refreshing waiting tickets failed; retrying next tick')
       this.events.notify('storeError', { operation: 'refreshTickets', error: err })
-    } finally {
-      this.refreshing = false
     }
   }
 }
