@@ -16,7 +16,10 @@ import { routeSlots, takeRouteSlots, type RouteSlot as RouteSlotType } from './r
 import { pingFrames as pingFramesValue, protocols as protocolsValue, type ProtocolName as ProtocolNameType, type StreamProtocol as StreamProtocolType } from './protocols'
 import { MemoryStore as MemoryStoreClass } from './stores/memory-store'
 import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeType } from './stores/redis-store'
-import { AcquireOutcome as AcquireOutcomeValue, type Hold as HoldType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType } from './stores/store'
+import {
+  AcquireOutcome as AcquireOutcomeValue, type GrantListener as GrantListenerType, type GrantSubscription as GrantSubscriptionType,
+  type Hold as HoldType, type ReleaseArgs as ReleaseArgsType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType
+} from './stores/store'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -143,6 +146,9 @@ declare namespace fastifySlots {
   export type SlotStore = SlotStoreType
   export type TryAcquireArgs = TryAcquireArgsType
   export type Hold = HoldType
+  export type ReleaseArgs = ReleaseArgsType
+  export type GrantListener = GrantListenerType
+  export type GrantSubscription = GrantSubscriptionType
   export type RedisClientLike = RedisClientLikeType
   export type Slots = SlotsApi
   export type ProtocolName = ProtocolNameType

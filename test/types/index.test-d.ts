@@ -6,7 +6,7 @@ import fastify, { type FastifyRequest } from 'fastify'
 import { Redis, Cluster } from 'ioredis'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
 import fastifySlotsDefault, { fastifySlots, SlotError, pingFrames, MemoryStore, RedisStore, AcquireOutcome } from '../..'
-import type { AcquireOptions, FastifySlotsOptions, Hold, Slot, SlotErrorCode, SlotStore, TryAcquireArgs } from '../..'
+import type { AcquireOptions, FastifySlotsOptions, GrantListener, GrantSubscription, Hold, ReleaseArgs, Slot, SlotErrorCode, SlotStore, TryAcquireArgs } from '../..'
 import fastifySlotsCjs = require('../..')
 
 const app = fastify()
@@ -64,7 +64,12 @@ const customStore: SlotStore = {
     expectType<number>(args.max)
     return args.max > 0 ? AcquireOutcome.Acquired : AcquireOutcome.Waiting
   },
-  async release (hold) { expectType<Hold>(hold) },
+  async release (hold) {
+    expectType<ReleaseArgs>(hold)
+    expectAssignable<Hold>(hold)
+    expectType<number | undefined>(hold.max)
+    expectType<number | undefined>(hold.claimMs)
+  },
   async leaveQueue (hold) { expectType<Hold>(hold) },
   async renew (holds, leaseMs) {
     expectType<readonly Hold[]>(holds)
@@ -74,6 +79,14 @@ const customStore: SlotStore = {
   async refreshTickets (holds, ticketTtlMs) {
     expectType<readonly Hold[]>(holds)
     expectType<number>(ticketTtlMs)
+  },
+  // Optional: a store that hands released slots to waiters tells each instance of its grants.
+  onGrant (instanceId, listener) {
+    expectType<string>(instanceId)
+    expectType<GrantListener>(listener)
+    listener(`${instanceId}:1`, true)
+    const subscription: GrantSubscription = { ready: Promise.resolve(), stop: () => {} }
+    return subscription
   }
 }
 app.register(fastifySlots, { store: customStore })
