@@ -394,4 +394,26 @@ export function contract (t: Test, factory: Factory): void {
     t.same(await store.renew([{ tag: tag2, member: 'c:w' }], 10_000), [false], 'an unconfirmed claim lapses')
     t.equal(held(await store.tryAcquire(args(tag2, 'y:n'))), Acquired, 'and the slot is free again')
   })
+
+  t.test('a ticket kept alive by refreshes keeps its place past its first lifetime, and is granted', async t => {
+    const { store } = await factory(t)
+    if (store.onGrant === undefined) return t.pass('this store does not grant')
+    const tag = newTag()
+    const grants: string[] = []
+    const subscription = store.onGrant('d', member => grants.push(member))
+    t.teardown(async () => {
+      subscription.stop()
+      await store.close?.()
+    })
+    await subscription.ready
+    t.equal(held(await store.tryAcquire(args(tag, 'd:h'))), Acquired)
+    t.equal(await store.tryAcquire(args(tag, 'd:w', { ticketTtlMs: 150, queued: false })), Waiting)
+    // Five refreshes, 100 ms apart: 500 ms, over three ticket lifetimes.
+    for (let i = 0; i < 5; i++) {
+      await sleep(100)
+      t.same(await store.refreshTickets([{ tag, member: 'd:w' }], 150), [true], `refresh ${i + 1}`)
+    }
+    t.equal(await store.release({ tag, member: 'd:h', max: 1, leaseMs: 10_000, claimMs: 3000 }), true)
+    t.same(grants, ['d:w'], 'the long waiter still had its place, and got the slot')
+  })
 }

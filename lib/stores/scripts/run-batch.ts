@@ -9,7 +9,7 @@
  *   r member max lease claim                                     release     → { live, granted... }
  *   l member                                                     leaveQueue  → integer
  *   h member ttl                                                 renew holder → 1/0
- *   t member ttl                                                 renew ticket → 1/0
+ *   t member ttl                                                 refresh ticket → 1/0
  *   c                                                            countLive   → { held, waiting }
  * Returns one reply per operation; an operation that failed (a key of the wrong type, say)
  * answers its error message as a string and the others still run.
@@ -38,8 +38,11 @@ while i <= #ARGV do
   elseif op == 'l' then
     ok, reply = pcall(leaveQueue, tickets, queue, ARGV[i + 1])
     i = i + 2
-  elseif op == 'h' or op == 't' then
-    ok, reply = pcall(renew, op == 'h' and holders or tickets, ARGV[i + 1], tonumber(ARGV[i + 2]))
+  elseif op == 'h' then
+    ok, reply = pcall(renew, holders, ARGV[i + 1], tonumber(ARGV[i + 2]))
+    i = i + 3
+  elseif op == 't' then
+    ok, reply = pcall(refreshTicket, tickets, queue, ARGV[i + 1], tonumber(ARGV[i + 2]))
     i = i + 3
   elseif op == 'c' then
     ok, reply = pcall(countLive, holders, tickets)
