@@ -43,6 +43,21 @@ async function isFull (store: SlotStore, tag: string, max: number): Promise<bool
   return await store.tryAcquire(args(tag, probe, { max, ticketTtlMs: 0 })) === Waiting
 }
 
+/**
+ * Records the grants a store announces to `instanceId` (member and whether it is a claim),
+ * once they can arrive; the subscription stops and the store closes when the test ends.
+ */
+async function recordGrants (t: Test, store: SlotStore, instanceId: string): Promise<Array<[string, boolean]>> {
+  const grants: Array<[string, boolean]> = []
+  const subscription = store.onGrant!(instanceId, (member, claimed) => grants.push([member, claimed]))
+  t.teardown(async () => {
+    subscription.stop()
+    await store.close?.()
+  })
+  await subscription.ready
+  return grants
+}
+
 export function contract (t: Test, factory: Factory): void {
   t.test('acquires up to max, then answers Waiting', async t => {
     const { store } = await factory(t)
@@ -323,16 +338,9 @@ export function contract (t: Test, factory: Factory): void {
     const other = peer()
     if (store.onGrant === undefined || other.onGrant === undefined) return t.pass('this store does not grant')
     const tag = newTag()
-    const grants: Array<[string, boolean]> = []
-    const mine = store.onGrant('a', (member, claimed) => grants.push([member, claimed]))
-    const theirs = other.onGrant('b', (member, claimed) => grants.push([member, claimed]))
-    t.teardown(async () => {
-      mine.stop()
-      theirs.stop()
-      await store.close?.()
-      await other.close?.()
-    })
-    await Promise.all([mine.ready, theirs.ready])
+    const [mine, theirs] = await Promise.all([recordGrants(t, store, 'a'), recordGrants(t, other, 'b')])
+    // a's grants, then b's.
+    const grants = (): Array<[string, boolean]> => [...mine, ...theirs]
     const release = (member: string, max = 1): Promise<boolean | void> => store.release({ tag, member, max, leaseMs: 10_000, claimMs: 3000 })
 
     t.equal(held(await store.tryAcquire(args(tag, 'a:h', { queued: false }))), Acquired)
@@ -342,36 +350,31 @@ export function contract (t: Test, factory: Factory): void {
     await store.leaveQueue({ tag, member: 'a:w3' })
 
     t.equal(await release('a:h'), true, 'the holder releases')
-    t.same(grants, [['a:w1', false]], "the oldest ticket, the releasing instance's own, gets the slot with a full lease")
+    t.same(grants(), [['a:w1', false]], "the oldest ticket, the releasing instance's own, gets the slot with a full lease")
     t.ok(await isFull(store, tag, 1), 'the slot is taken again in the same step: nobody can barge in')
     t.same(await store.refreshTickets([{ tag, member: 'a:w1' }, { tag, member: 'b:w2' }], 10_000), [false, true], "a:w1's ticket left with the grant")
     t.equal(await store.tryAcquire(args(tag, 'a:w1')), Acquired, 'a:w1 holds it: a try of its own answers Acquired')
 
     t.equal(await release('a:w1'), true)
-    await eventually(() => grants.length === 2)
-    t.same(grants[1], ['b:w2', true], "another instance's waiter gets it as a claim, announced to that instance")
+    await eventually(() => grants().length === 2)
+    t.same(grants()[1], ['b:w2', true], "another instance's waiter gets it as a claim, announced to that instance")
     t.same(await other.renew([{ tag, member: 'b:w2' }], 10_000), [true], 'b confirms the claim by renewing it')
     t.ok(await isFull(store, tag, 1))
 
     t.equal(await other.release({ tag, member: 'b:w2' }), true, 'a release without max grants nothing')
-    t.equal(grants.length, 2)
+    t.equal(grants().length, 2)
     t.equal(await store.tryAcquire(args(tag, 'a:w3')), Acquired, 'a:w3 left the queue: its next try is a fresh one')
     t.equal(await release('a:w3'), true)
     await sleep(50)
-    t.equal(grants.length, 2, 'nobody is left to grant to')
+    t.equal(grants().length, 2, 'nobody is left to grant to')
   })
 
   t.test('grants skip lapsed tickets, fill every free slot, and lapse after their claim', async t => {
     const { store } = await factory(t)
     if (store.onGrant === undefined) return t.pass('this store does not grant')
     const tag = newTag()
-    const grants: string[] = []
-    const subscription = store.onGrant('c', member => grants.push(member))
-    t.teardown(async () => {
-      subscription.stop()
-      await store.close?.()
-    })
-    await subscription.ready
+    const recorded = await recordGrants(t, store, 'c')
+    const grants = (): string[] => recorded.map(([member]) => member)
     t.equal(held(await store.tryAcquire(args(tag, 'c:h1', { max: 2 }))), Acquired)
     t.equal(held(await store.tryAcquire(args(tag, 'c:h2', { max: 2 }))), Acquired)
     t.equal(await store.tryAcquire(args(tag, 'c:gone', { max: 2, ticketTtlMs: 100 })), Waiting)
@@ -380,7 +383,7 @@ export function contract (t: Test, factory: Factory): void {
     await sleep(200)
     // A release with a larger max than before: both freed places go out at once.
     t.equal(await store.release({ tag, member: 'c:h1', max: 3, leaseMs: 10_000, claimMs: 150 }), true)
-    t.same(grants, ['c:w1', 'c:w2'], 'the lapsed ticket is skipped; c:w1 and c:w2 fill the room (max 3)')
+    t.same(grants(), ['c:w1', 'c:w2'], 'the lapsed ticket is skipped; c:w1 and c:w2 fill the room (max 3)')
     t.ok(await isFull(store, tag, 3))
 
     // Claims: granted by another instance's release, they lapse unless renewed.
@@ -388,7 +391,7 @@ export function contract (t: Test, factory: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag2, 'x:h'))), Acquired)
     t.equal(await store.tryAcquire(args(tag2, 'c:w')), Waiting)
     t.equal(await store.release({ tag: tag2, member: 'x:h', max: 1, leaseMs: 10_000, claimMs: 150 }), true)
-    await eventually(() => grants.includes('c:w'))
+    await eventually(() => grants().includes('c:w'))
     t.ok(await isFull(store, tag2, 1), 'c:w holds the claim')
     await sleep(250)
     t.same(await store.renew([{ tag: tag2, member: 'c:w' }], 10_000), [false], 'an unconfirmed claim lapses')
@@ -399,13 +402,7 @@ export function contract (t: Test, factory: Factory): void {
     const { store } = await factory(t)
     if (store.onGrant === undefined) return t.pass('this store does not grant')
     const tag = newTag()
-    const grants: string[] = []
-    const subscription = store.onGrant('d', member => grants.push(member))
-    t.teardown(async () => {
-      subscription.stop()
-      await store.close?.()
-    })
-    await subscription.ready
+    const grants = await recordGrants(t, store, 'd')
     t.equal(held(await store.tryAcquire(args(tag, 'd:h'))), Acquired)
     t.equal(await store.tryAcquire(args(tag, 'd:w', { ticketTtlMs: 150, queued: false })), Waiting)
     // Five refreshes, 100 ms apart: 500 ms, over three ticket lifetimes.
@@ -414,6 +411,6 @@ export function contract (t: Test, factory: Factory): void {
       t.same(await store.refreshTickets([{ tag, member: 'd:w' }], 150), [true], `refresh ${i + 1}`)
     }
     t.equal(await store.release({ tag, member: 'd:h', max: 1, leaseMs: 10_000, claimMs: 3000 }), true)
-    t.same(grants, ['d:w'], 'the long waiter still had its place, and got the slot')
+    t.same(grants, [['d:w', false]], 'the long waiter still had its place, and got the slot')
   })
 }
