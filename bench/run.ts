@@ -386,7 +386,7 @@ interface HttpRun {
   redisCpuMicrosPerRequest: number
 }
 
-/** The three servers run side by side (idle but one); each round runs autocannon once against each, in rotating order. */
+/** The servers (one per variant) run side by side (idle but one); each round runs autocannon once against each, in rotating order. */
 async function httpAll (redis: BenchRedis, variants: HttpVariant[], seconds: number, rounds: number): Promise<HttpRun[]> {
   await redis.flushIfOwned()
   const configs: ChildConfig[] = variants.map(variant => ({ role: 'http-server', variant, redisUrl: redis.url, prefix: `bench-${runId}-http` }))

@@ -55,19 +55,18 @@ export class ScriptBatcher {
     const operations = this.pending
     this.pending = []
     this.scheduled = false
-    if (!this.perSubject) {
-      for (let i = 0; i < operations.length; i += MAX_OPERATIONS) this.sendBatch(operations.slice(i, i + MAX_OPERATIONS))
-      return
-    }
+    if (!this.perSubject) return this.sendInBatches(operations)
     const bySubject = new Map<string, PendingOperation[]>()
     for (const operation of operations) {
       const group = bySubject.get(operation.tag)
       if (group === undefined) bySubject.set(operation.tag, [operation])
       else group.push(operation)
     }
-    for (const group of bySubject.values()) {
-      for (let i = 0; i < group.length; i += MAX_OPERATIONS) this.sendBatch(group.slice(i, i + MAX_OPERATIONS))
-    }
+    for (const group of bySubject.values()) this.sendInBatches(group)
+  }
+
+  private sendInBatches (operations: PendingOperation[]): void {
+    for (let i = 0; i < operations.length; i += MAX_OPERATIONS) this.sendBatch(operations.slice(i, i + MAX_OPERATIONS))
   }
 
   private sendBatch (operations: PendingOperation[]): void {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, Redis, type ClusterOptions } from 'ioredis'
-import { freePort, hasRedisServer, PrivateRedis } from './redis'
+import { freePort, hasRedisServer, keysUnder, PrivateRedis } from './redis'
 import { sleep } from './app'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
@@ -129,14 +129,7 @@ export function clusterClient (t: Teardown, cluster: PrivateCluster, options: Cl
 /** Every key under the prefix on every master (SCAN per node: a Cluster SCAN sees one node). */
 export async function clusterKeysUnder (client: Cluster, prefix: string): Promise<string[]> {
   const keys: string[] = []
-  for (const node of client.nodes('master')) {
-    let cursor = '0'
-    do {
-      const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-      cursor = next
-      keys.push(...batch)
-    } while (cursor !== '0')
-  }
+  for (const node of client.nodes('master')) keys.push(...await keysUnder(node, prefix))
   return keys.sort()
 }
 
