@@ -71,3 +71,9 @@ export function describe (value: unknown): string {
   if (Array.isArray(value)) return 'an array'
   return typeof value === 'object' ? 'an object' : typeof value
 }
+
+/** A failure of one subject's acquire; rate-limit answers carry Retry-After. */
+export function subjectError (code: SlotErrorCode, message: string, subject: { type: string, id: string }, retryAfterSeconds: number): SlotError {
+  const rateLimited = code === 'SLOT_WAIT_TIMEOUT' || code === 'SLOT_QUEUE_FULL'
+  return new SlotError(code, message, { slotType: subject.type, slotId: subject.id, retryAfterSeconds: rateLimited ? retryAfterSeconds : undefined })
+}

@@ -18,7 +18,7 @@ import { MemoryStore as MemoryStoreClass } from './stores/memory-store'
 import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeType } from './stores/redis-store'
 import {
   AcquireOutcome as AcquireOutcomeValue, type GrantListener as GrantListenerType, type GrantSubscription as GrantSubscriptionType,
-  type Hold as HoldType, type ReleaseArgs as ReleaseArgsType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType
+  type MemberRef as MemberRefType, ReleaseOutcome as ReleaseOutcomeValue, type ReleaseArgs as ReleaseArgsType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType
 } from './stores/store'
 
 declare module 'fastify' {
@@ -145,7 +145,7 @@ declare namespace fastifySlots {
   export type SlotErrorCode = SlotErrorCodeType
   export type SlotStore = SlotStoreType
   export type TryAcquireArgs = TryAcquireArgsType
-  export type Hold = HoldType
+  export type MemberRef = MemberRefType
   export type ReleaseArgs = ReleaseArgsType
   export type GrantListener = GrantListenerType
   export type GrantSubscription = GrantSubscriptionType
@@ -158,10 +158,12 @@ declare namespace fastifySlots {
   export type MemoryStore = MemoryStoreClass
   export type RedisStore = RedisStoreClass
   export type AcquireOutcome = typeof AcquireOutcomeValue[keyof typeof AcquireOutcomeValue]
+  export type ReleaseOutcome = typeof ReleaseOutcomeValue[keyof typeof ReleaseOutcomeValue]
   export const SlotError: typeof SlotErrorClass
   export const MemoryStore: typeof MemoryStoreClass
   export const RedisStore: typeof RedisStoreClass
   export const AcquireOutcome: typeof AcquireOutcomeValue
+  export const ReleaseOutcome: typeof ReleaseOutcomeValue
   export const pingFrames: typeof pingFramesValue
   export const protocols: typeof protocolsValue
   export const fastifySlots: FastifySlotsPlugin
@@ -175,6 +177,7 @@ Object.assign(fastifySlots, {
   MemoryStore: MemoryStoreClass,
   RedisStore: RedisStoreClass,
   AcquireOutcome: AcquireOutcomeValue,
+  ReleaseOutcome: ReleaseOutcomeValue,
   pingFrames: pingFramesValue,
   protocols: protocolsValue
 })

@@ -90,6 +90,12 @@ export interface ResolvedOptions {
   streamErrorFrame: StreamErrorFrame
   fair: boolean
   usageCacheMs: number
+  /** Derived: a waiting ticket lapses unless refreshed (every third of it) by a live process. */
+  ticketTtlMs: number
+  /** Derived: how long a slot granted by another process is its waiter's before it confirms it. */
+  claimMs: number
+  /** Derived: Retry-After of a 429; by then a waiter would have retried at least once at full backoff. */
+  retryAfterSeconds: number
 }
 
 export interface CallSettings {
@@ -179,7 +185,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   const protocol = protocols[resolveProtocol(invalidOption, o.protocol, 'generic')]
   const store = o.store
   if (store !== undefined && store !== 'redis' && store !== 'memory' && !isSlotStore(store)) {
-    throw invalidOption('store', mustBe("'redis', 'memory' or an object implementing SlotStore (tryAcquire, release, leaveQueue, renew, refreshTickets)", store))
+    throw invalidOption('store', mustBe(`'redis', 'memory' or an object implementing SlotStore (${STORE_METHODS.join(', ')})`, store))
   }
   const redis = o.redis
   if (redis !== undefined && !isRedisClient(redis)) {
@@ -195,21 +201,38 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   }
   const streamErrorFrame = o.streamErrorFrame ?? protocol.errorFrame
   if (typeof streamErrorFrame !== 'function') throw invalidOption('streamErrorFrame', mustBe('a function', streamErrorFrame))
+  const leaseMs = integer(invalidOption, 'leaseMs', o.leaseMs, 30_000, 100, DAY_MS)
+  const backoff = resolveBackoff(invalidOption, o.backoff)
+  const storeTimeoutMs = integer(invalidOption, 'storeTimeoutMs', o.storeTimeoutMs, 1000, 1, 60_000)
   return {
     store: store as ResolvedOptions['store'],
     redis: redis as RedisClientLike | undefined,
     prefix,
-    leaseMs: integer(invalidOption, 'leaseMs', o.leaseMs, 30_000, 100, DAY_MS),
+    leaseMs,
     maxWaitMs: integer(invalidOption, 'maxWaitMs', o.maxWaitMs, 30_000, 0, DAY_MS),
     maxWaiters: integer(invalidOption, 'maxWaiters', o.maxWaiters, 20, 0, 1_000_000),
-    backoff: resolveBackoff(invalidOption, o.backoff),
+    backoff,
     ping: resolvePing(invalidOption, 'ping', o.ping, { ...DEFAULT_PING, frame: protocol.ping }),
     onStoreError,
-    storeTimeoutMs: integer(invalidOption, 'storeTimeoutMs', o.storeTimeoutMs, 1000, 1, 60_000),
+    storeTimeoutMs,
     streamErrorFrame: streamErrorFrame as StreamErrorFrame,
     fair: boolean(invalidOption, 'fair', o.fair, false),
-    usageCacheMs: integer(invalidOption, 'usageCacheMs', o.usageCacheMs, 0, 0, 60_000)
+    usageCacheMs: integer(invalidOption, 'usageCacheMs', o.usageCacheMs, 0, 0, 60_000),
+    ...waitTimings(leaseMs, backoff, storeTimeoutMs)
   }
+}
+
+/**
+ * The lifetimes the wait scheduler runs on, all from the backoff that drives the polls:
+ * - a ticket outlives a few refresh ticks and a slow store call, but at most half a lease;
+ * - a claim is the rest of the lease. A process that dies while waiting has tickets for at
+ *   most ticketTtlMs and a grant to one lasts claimMs, so everything of a crashed process is
+ *   gone within one leaseMs (ticketTtlMs + claimMs = leaseMs), and a claim (at least half a
+ *   lease) is far longer than a grant message takes to arrive and be confirmed.
+ */
+export function waitTimings (leaseMs: number, backoff: BackoffOptions, storeTimeoutMs: number): Pick<ResolvedOptions, 'ticketTtlMs' | 'claimMs' | 'retryAfterSeconds'> {
+  const ticketTtlMs = Math.min(2 * (backoff.maxMs + storeTimeoutMs), Math.floor(leaseMs / 2))
+  return { ticketTtlMs, claimMs: leaseMs - ticketTtlMs, retryAfterSeconds: Math.max(1, Math.ceil(backoff.maxMs / 1000)) }
 }
 
 const failCall: Fail = (name, problem) => invalidArgument(`acquireSlot: option "${name}" ${problem}`)
@@ -241,10 +264,12 @@ function resolveProtocol (fail: Fail, value: unknown, fallback: ProtocolName): P
   return value as ProtocolName
 }
 
+const STORE_METHODS = ['tryAcquire', 'poll', 'release', 'abandon', 'renew', 'refreshTickets']
+
 function isSlotStore (value: unknown): value is SlotStore {
   if (typeof value !== 'object' || value === null) return false
   const s = value as Record<string, unknown>
-  return ['tryAcquire', 'release', 'leaveQueue', 'renew', 'refreshTickets'].every(m => typeof s[m] === 'function')
+  return STORE_METHODS.every(m => typeof s[m] === 'function')
 }
 
 export function isRedisClient (value: unknown): value is RedisClientLike {

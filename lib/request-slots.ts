@@ -5,6 +5,8 @@
  * nothing left to do.
  */
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { SlotError } from './errors'
+import type { PingOptions, StreamErrorFrame } from './options'
 import type { AbortWait, SlotOwner } from './slot-owner'
 import type { HeldSlot } from './slot'
 import { SseWriter } from './sse-writer'
@@ -36,16 +38,26 @@ export class RequestSlots implements SlotOwner {
     })
   }
 
-  sseWriter (): SseWriter {
+  /** Pings the waiting stream every interval, committing it as SSE on the first one. */
+  keepAlive (ping: PingOptions, onPing: () => void, onBroken: () => void): () => void {
     this.sse ??= new SseWriter(this.request, this.reply, () => this.hijackOnStream)
-    return this.sse
+    const sse = this.sse
+    const timer = setInterval(() => {
+      if (!sse.write(ping.frame, onBroken)) return onBroken()
+      onPing()
+    }, ping.intervalMs)
+    return () => clearInterval(timer)
+  }
+
+  failStream (error: SlotError, frame: StreamErrorFrame): void {
+    if (this.sse?.started === true) this.sse.fail(error, frame(error, this.request))
   }
 
   /** Ends the request's slot life: aborts its waits and releases its slots. */
   end (): void {
     if (this.ended) return
     this.ended = true
-    for (const abort of this.waits) abort('SLOT_WAIT_ABORTED', 'the client closed the request while waiting for a slot')
+    for (const abort of [...this.waits]) abort('SLOT_WAIT_ABORTED', 'the client closed the request while waiting for a slot')
     this.releaseAll()
   }
 

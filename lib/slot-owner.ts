@@ -2,10 +2,11 @@
  * Who takes slots: a request (released when it ends) or a caller of `fastify.slots.acquire`
  * outside any request (released by the caller, or on app close).
  */
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type { SlotErrorCode } from './errors'
+import type { PingOptions, StreamErrorFrame } from './options'
+import type { SlotError } from './errors'
 import type { HeldSlot } from './slot'
-import type { SseWriter } from './sse-writer'
 
 /** Stops a wait; it rejects with a SlotError of this code and message. */
 export type AbortWait = (code: SlotErrorCode, message: string) => void
@@ -18,10 +19,14 @@ export interface SlotOwner {
   readonly slots: Set<HeldSlot>
   /** Waits to abort when the owner ends. */
   readonly waits: Set<AbortWait>
-  /** Present when the owner is a request that can be kept alive with SSE pings. */
-  readonly request?: FastifyRequest
-  readonly sse?: SseWriter
-  sseWriter? (): SseWriter
+  /**
+   * Present when the owner is a request that can stream: keeps it alive with SSE pings while it
+   * waits (calling `onPing` per frame, `onBroken` when the client can no longer be written
+   * to); returns what stops them.
+   */
+  keepAlive? (ping: PingOptions, onPing: () => void, onBroken: () => void): () => void
+  /** Writes a failed acquire into the stream when the response was already committed as SSE. */
+  failStream? (error: SlotError, frame: StreamErrorFrame): void
 }
 
 /**
@@ -31,7 +36,8 @@ export interface SlotOwner {
 export async function withDetachedOwner<T> (log: FastifyBaseLogger, signal: AbortSignal | undefined, take: (owner: SlotOwner) => Promise<T>): Promise<T> {
   const owner = { log, ended: signal?.aborted === true, slots: new Set<HeldSlot>(), waits: new Set<AbortWait>() }
   const abort = (): void => {
-    for (const wait of owner.waits) wait('SLOT_WAIT_ABORTED', 'the wait was aborted by its signal')
+    owner.ended = true
+    for (const wait of [...owner.waits]) wait('SLOT_WAIT_ABORTED', 'the wait was aborted by its signal')
   }
   signal?.addEventListener('abort', abort, { once: true })
   try {

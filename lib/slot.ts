@@ -3,7 +3,7 @@
  * its store call exactly once however many of the request's end paths call it.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { Hold } from './stores/store'
+import type { MemberRef } from './stores/store'
 
 export interface Slot {
   readonly type: string
@@ -20,6 +20,14 @@ export class HeldSlot implements Slot {
   readonly acquiredAt = Date.now()
   /** Renewal found the lease expired: the slot may belong to someone else; never counted again. */
   lost = false
+  /** Granted by another process for its claim only, not confirmed yet. */
+  claimed = false
+  /**
+   * Local time before which the store's entry cannot have expired (when the call that last set
+   * its lease was sent, plus that lease): a release that finds no entry before then is a
+   * resent release, not a lost slot.
+   */
+  liveUntil = 0
   private releasing: Promise<void> | undefined
 
   constructor (
@@ -27,13 +35,13 @@ export class HeldSlot implements Slot {
     readonly id: string,
     readonly waitedMs: number,
     /** null for a bypassed slot: nothing in the store. */
-    readonly hold: Hold | null,
+    readonly ref: MemberRef | null,
     readonly log: FastifyBaseLogger,
     private readonly giveBack: (slot: HeldSlot) => Promise<void>
   ) {}
 
   get bypassed (): boolean {
-    return this.hold === null
+    return this.ref === null
   }
 
   get released (): boolean {

@@ -108,7 +108,7 @@ t.test('a full wait queue answers 429 SLOT_QUEUE_FULL at once', async t => {
   const holding = app.inject('/hold')
   await eventually(async () => await holders(redis, prefix, 'account:a') === 1)
   const waiting = app.inject('/hold')
-  await eventually(async () => await redis.zcard(`${prefix}:{account:a}:waiters`) === 1)
+  await eventually(async () => await redis.zcard(`${prefix}:{account:a}:tickets`) === 1)
   const started = Date.now()
   const res = await app.inject('/hold')
   t.equal(res.statusCode, 429)

@@ -23,10 +23,11 @@ function countingStore (inner: fastifySlots.SlotStore): fastifySlots.SlotStore &
   const store = {
     releases: 0,
     tryAcquire: (args: fastifySlots.TryAcquireArgs) => inner.tryAcquire(args),
-    release: (hold: fastifySlots.Hold) => { store.releases++; return inner.release(hold) },
-    leaveQueue: (hold: fastifySlots.Hold) => inner.leaveQueue(hold),
-    renew: (holds: readonly fastifySlots.Hold[], leaseMs: number) => inner.renew(holds, leaseMs),
-    refreshTickets: (holds: readonly fastifySlots.Hold[], ttlMs: number) => inner.refreshTickets(holds, ttlMs)
+    poll: (args: fastifySlots.TryAcquireArgs) => inner.poll(args),
+    release: (args: fastifySlots.ReleaseArgs) => { store.releases++; return inner.release(args) },
+    abandon: (args: fastifySlots.ReleaseArgs) => inner.abandon(args),
+    renew: (refs: readonly fastifySlots.MemberRef[], leaseMs: number) => inner.renew(refs, leaseMs),
+    refreshTickets: (refs: readonly fastifySlots.MemberRef[], ttlMs: number) => inner.refreshTickets(refs, ttlMs)
   }
   return store
 }

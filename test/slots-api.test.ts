@@ -39,10 +39,11 @@ t.test('usage() shares one store read among concurrent callers, and caches when 
   let reads = 0
   const store: fastifySlots.SlotStore = {
     tryAcquire: args => inner.tryAcquire(args),
-    release: hold => inner.release(hold),
-    leaveQueue: hold => inner.leaveQueue(hold),
-    renew: (holds, ms) => inner.renew(holds, ms),
-    refreshTickets: (holds, ms) => inner.refreshTickets(holds, ms),
+    poll: args => inner.poll(args),
+    release: args => inner.release(args),
+    abandon: args => inner.abandon(args),
+    renew: (refs, ms) => inner.renew(refs, ms),
+    refreshTickets: (refs, ms) => inner.refreshTickets(refs, ms),
     usage: async tags => { reads++; await sleep(20); return await inner.usage(tags) }
   }
   const app = await slotsApp(t, { store })

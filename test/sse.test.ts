@@ -335,7 +335,7 @@ t.test('a stream whose client goes away stops waiting and leaves the queue', asy
   const gone = Date.now()
   res.destroy()
   // The waiting ticket lives for seconds (2 * (backoff.maxMs + storeTimeoutMs)): only an
-  // explicit leaveQueue gets it to 0 this fast.
+  // explicit abandon gets it to 0 this fast.
   await eventually(async () => await waiters(fx.redis, fx.prefix, TAG) === 0, 1000)
   t.pass('the ticket left the queue')
   await eventually(() => caught !== undefined, 1000)

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
 import { client, holders, keysUnder, startPrivateRedis, uniquePrefix, type PrivateRedis } from './helpers/redis'
 import { eventually, slotsApp } from './helpers/app'
-import type { Hold, SlotStore, TryAcquireArgs } from '../lib/stores/store'
+import { ReleaseOutcome, type MemberRef, type SlotStore, type TryAcquireArgs } from '../lib/stores/store'
 
 type Test = tap.Test
 
@@ -110,15 +110,16 @@ t.test('fail-open: after Redis restarts, slots are real again', async t => {
 })
 
 /** A custom store whose tryAcquire is given; the rest succeed and are recorded. */
-function customStore (tryAcquire: (args: TryAcquireArgs) => Promise<never>): SlotStore & { cleaned: Hold[] } {
-  const cleaned: Hold[] = []
+function customStore (tryAcquire: (args: TryAcquireArgs) => Promise<never>): SlotStore & { cleaned: MemberRef[] } {
+  const cleaned: MemberRef[] = []
   return {
     cleaned,
     tryAcquire,
-    release: async (hold) => { cleaned.push(hold) },
-    leaveQueue: async (hold) => { cleaned.push(hold) },
-    renew: async (holds) => holds.map(() => false),
-    refreshTickets: async () => {}
+    poll: tryAcquire,
+    release: async () => ReleaseOutcome.Gone,
+    abandon: async ({ tag, member }) => { cleaned.push({ tag, member }) },
+    renew: async (refs) => refs.map(() => false),
+    refreshTickets: async (refs) => refs.map(() => false)
   }
 }
 
@@ -149,7 +150,7 @@ t.test('a custom store', async t => {
     t.equal(calls.length, 1, 'one attempt')
     t.equal(calls[0].tag, 'user:1')
     t.equal(calls[0].max, 2)
-    await eventually(() => store.cleaned.length === 2)
+    await eventually(() => store.cleaned.length === 1)
     t.ok(store.cleaned.every(h => h.tag === 'user:1' && h.member === calls[0].member),
       'the attempt that may still land is cleaned up')
   })

@@ -18,7 +18,7 @@ t.test('a release in another process wakes the waiter through Redis pub/sub', as
   const held = await holderApp.slots.acquire('user', 'shared', 1)
   const waiter = await startFixture(t, 'slots-server.ts', { REDIS_URL: url, PREFIX: prefix, MAX: '1', HOLD_MS: '1', BACKOFF_MS: '10000' })
   const response = fetch(`http://127.0.0.1:${String(waiter.hello.port)}/work`)
-  await eventually(async () => await redis.zcard(`${prefix}:{user:shared}:waiters`) === 1)
+  await eventually(async () => await redis.zcard(`${prefix}:{user:shared}:tickets`) === 1)
   await sleep(100) // the waiter's subscription is live well before this
   await held.release()
   const res = await response
@@ -93,9 +93,9 @@ t.test('fair mode across processes: the oldest waiter anywhere is served first',
   const done: string[] = []
   // The other process's request queues first, then one of ours.
   const remote = fetch(`http://127.0.0.1:${String(other.hello.port)}/work`).then(() => done.push('remote (older)'))
-  await eventually(async () => await redis.zcard(`${prefix}:{user:shared}:waiters`) === 1)
+  await eventually(async () => await redis.zcard(`${prefix}:{user:shared}:tickets`) === 1)
   const local = app.slots.acquire('user', 'shared', 1).then(async slot => { done.push('local (newer)'); await slot.release() })
-  await eventually(async () => await redis.zcard(`${prefix}:{user:shared}:waiters`) === 2)
+  await eventually(async () => await redis.zcard(`${prefix}:{user:shared}:tickets`) === 2)
   await sleep(100)
   await held.release()
   await Promise.all([remote, local])

@@ -1,8 +1,11 @@
 /**
- * The in-process store: the same semantics as the Redis store for a single instance (and for
- * trying the plugin without Redis). Slots are not shared between processes.
+ * The in-process store: the same semantics as the Redis store's scripts for apps sharing one
+ * process (and for trying the plugin without Redis). Slots are not shared between processes.
  */
-import { AcquireOutcome, memberInstance, type GrantListener, type GrantSubscription, type Hold, type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
+import {
+  AcquireOutcome, parseMember, ReleaseOutcome, type GrantListener, type GrantSubscription, type MemberRef,
+  type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireArgs
+} from './store'
 
 /** member → expiry (ms since epoch). Maps keep insertion order: the tickets' arrival order. */
 type Expiries = Map<string, number>
@@ -23,16 +26,6 @@ function purge (entries: Expiries, now: number): void {
   }
 }
 
-/** Live tickets that arrived before `member`'s (all of them when it has none). */
-function rank (tickets: Expiries, member: string): number {
-  let ahead = 0
-  for (const key of tickets.keys()) {
-    if (key === member) return ahead
-    ahead++
-  }
-  return ahead
-}
-
 export class MemoryStore implements SlotStore {
   private readonly subjects = new Map<string, SubjectState>()
   private readonly grantListeners = new Map<string, GrantListener>()
@@ -44,37 +37,42 @@ export class MemoryStore implements SlotStore {
 
   async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs, fair = false, ahead = 0 }: TryAcquireArgs): Promise<AcquireOutcome> {
     const now = this.now()
-    const state = this.subjects.get(tag) ?? { holders: new Map(), tickets: new Map() }
-    this.subjects.set(tag, state)
+    const state = this.state(tag, now)
     try {
-      purge(state.holders, now)
-      purge(state.tickets, now)
-      const holding = state.holders.has(member)
-      const others = state.holders.size - (holding ? 1 : 0)
-      if (holding || others + (fair ? rank(state.tickets, member) : ahead) < max) {
+      const before = fair ? state.tickets.size : ahead
+      const held = state.holders.size
+      if (held + before < max) {
         state.holders.set(member, now + leaseMs)
-        state.tickets.delete(member)
-        return others + 1 < max ? AcquireOutcome.AcquiredWithRoom : AcquireOutcome.Acquired
+        return held + before + 1 < max ? AcquireOutcome.AcquiredWithRoom : AcquireOutcome.Acquired
       }
-      if (ticketTtlMs <= 0) return AcquireOutcome.Waiting
-      if (!state.tickets.has(member) && state.tickets.size >= maxWaiters) return AcquireOutcome.QueueFull
-      state.tickets.set(member, now + ticketTtlMs)
-      return AcquireOutcome.Waiting
+      if (this.keepHolding(state, member, now, leaseMs)) return AcquireOutcome.Acquired
+      if (ticketTtlMs <= 0) return AcquireOutcome.Full
+      return this.queueTicket(state, member, now, maxWaiters, ticketTtlMs)
     } finally {
       this.forgetIfEmpty(tag, state)
     }
   }
 
-  async release ({ tag, member, max = 0, leaseMs = 0, claimMs = 0 }: ReleaseArgs): Promise<boolean> {
-    const state = this.subjects.get(tag)
-    const expiry = state?.holders.get(member)
-    if (state === undefined || expiry === undefined) return false
-    state.holders.delete(member)
+  async poll ({ tag, member, leaseMs, maxWaiters, ticketTtlMs }: TryAcquireArgs): Promise<AcquireOutcome> {
     const now = this.now()
-    const granted = max > 0 ? this.grantFreed(state, max, now, memberInstance(member), leaseMs, claimMs) : []
-    this.forgetIfEmpty(tag, state)
-    for (const [waiter, claimed] of granted) this.grantListeners.get(memberInstance(waiter))?.(waiter, claimed)
-    return expiry > now
+    const state = this.state(tag, now)
+    try {
+      if (this.keepHolding(state, member, now, leaseMs)) return AcquireOutcome.Acquired
+      if (ticketTtlMs > 0 && this.queueTicket(state, member, now, maxWaiters, ticketTtlMs) === AcquireOutcome.QueueFull) return AcquireOutcome.QueueFull
+      const granted = this.grantWaiting(state, now, parseMember(member).instance, leaseMs)
+      this.announce(tag, granted)
+      return granted.some(([waiter]) => waiter === member) ? AcquireOutcome.Acquired : AcquireOutcome.Full
+    } finally {
+      this.forgetIfEmpty(tag, state)
+    }
+  }
+
+  async release (args: ReleaseArgs): Promise<ReleaseOutcome> {
+    return this.giveBack(args, false)
+  }
+
+  async abandon (args: ReleaseArgs): Promise<void> {
+    this.giveBack(args, true)
   }
 
   onGrant (instanceId: string, listener: GrantListener): GrantSubscription {
@@ -85,34 +83,12 @@ export class MemoryStore implements SlotStore {
     }
   }
 
-  /** The freed capacity goes to the oldest live tickets, as in the Redis store's release script. */
-  private grantFreed (state: SubjectState, max: number, now: number, releaser: string, leaseMs: number, claimMs: number): Array<[string, boolean]> {
-    purge(state.holders, now)
-    purge(state.tickets, now)
-    const granted: Array<[string, boolean]> = []
-    for (const waiter of state.tickets.keys()) {
-      if (state.holders.size >= max) break
-      const claimed = memberInstance(waiter) !== releaser
-      state.holders.set(waiter, now + (claimed ? claimMs : leaseMs))
-      state.tickets.delete(waiter)
-      granted.push([waiter, claimed])
-    }
-    return granted
+  async renew (refs: readonly MemberRef[], leaseMs: number): Promise<boolean[]> {
+    return this.extend(refs, 'holders', leaseMs)
   }
 
-  async leaveQueue ({ tag, member }: Hold): Promise<void> {
-    const state = this.subjects.get(tag)
-    if (state === undefined) return
-    state.tickets.delete(member)
-    this.forgetIfEmpty(tag, state)
-  }
-
-  async renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]> {
-    return this.extend(holds, 'holders', leaseMs)
-  }
-
-  async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<boolean[]> {
-    return this.extend(holds, 'tickets', ticketTtlMs)
+  async refreshTickets (refs: readonly MemberRef[], ticketTtlMs: number): Promise<boolean[]> {
+    return this.extend(refs, 'tickets', ticketTtlMs)
   }
 
   async usage (tags: readonly string[]): Promise<SubjectLoad[]> {
@@ -127,10 +103,78 @@ export class MemoryStore implements SlotStore {
     })
   }
 
-  /** Extends live entries in place (a ticket keeps its place in line); lapsed ones are dropped. */
-  private extend (holds: readonly Hold[], structure: keyof SubjectState, ttlMs: number): boolean[] {
+  /** The subject's state with lapsed holders and tickets gone. */
+  private state (tag: string, now: number): SubjectState {
+    let state = this.subjects.get(tag)
+    if (state === undefined) {
+      state = { holders: new Map(), tickets: new Map() }
+      this.subjects.set(tag, state)
+    }
+    purge(state.holders, now)
+    purge(state.tickets, now)
+    return state
+  }
+
+  private keepHolding (state: SubjectState, member: string, now: number, leaseMs: number): boolean {
+    if (!state.holders.has(member)) return false
+    state.holders.set(member, now + leaseMs)
+    return true
+  }
+
+  /** Refreshes the member's ticket, or queues it at the back unless maxWaiters others wait. */
+  private queueTicket (state: SubjectState, member: string, now: number, maxWaiters: number, ticketTtlMs: number): AcquireOutcome {
+    if (!state.tickets.has(member) && state.tickets.size >= maxWaiters) return AcquireOutcome.QueueFull
+    state.tickets.set(member, now + ticketTtlMs)
+    return AcquireOutcome.Full
+  }
+
+  private giveBack ({ tag, member, leaseMs = 0 }: ReleaseArgs, leaveQueue: boolean): ReleaseOutcome {
+    const state = this.subjects.get(tag)
+    if (state === undefined) return ReleaseOutcome.Gone
+    if (leaveQueue) state.tickets.delete(member)
+    const expiry = state.holders.get(member)
+    if (expiry === undefined) {
+      this.forgetIfEmpty(tag, state)
+      return ReleaseOutcome.Gone
+    }
+    state.holders.delete(member)
     const now = this.now()
-    return holds.map(({ tag, member }) => {
+    const granted = this.grantWaiting(state, now, parseMember(member).instance, leaseMs)
+    this.forgetIfEmpty(tag, state)
+    this.announce(tag, granted)
+    return expiry > now ? ReleaseOutcome.Released : ReleaseOutcome.Lapsed
+  }
+
+  /**
+   * The oldest live tickets, each admitted only below its own max, stopping at the first that
+   * does not fit (the rule of the Redis store's grantWaiting). A grant to a member of
+   * `instance` (the caller) gets `leaseMs`; any other its own claim. Returns [member, claimed].
+   */
+  private grantWaiting (state: SubjectState, now: number, instance: string, leaseMs: number): Array<[string, boolean]> {
+    purge(state.holders, now)
+    purge(state.tickets, now)
+    const granted: Array<[string, boolean]> = []
+    for (const waiter of state.tickets.keys()) {
+      const { instance: owner, max, claimMs } = parseMember(waiter)
+      if (max > 0) {
+        if (state.holders.size >= max) break
+        const claimed = owner !== instance || leaseMs <= 0
+        state.holders.set(waiter, now + (claimed ? claimMs : leaseMs))
+        granted.push([waiter, claimed])
+      }
+      state.tickets.delete(waiter)
+    }
+    return granted
+  }
+
+  private announce (tag: string, granted: Array<[string, boolean]>): void {
+    for (const [member, claimed] of granted) this.grantListeners.get(parseMember(member).instance)?.({ tag, member }, claimed)
+  }
+
+  /** Extends live entries in place (a ticket keeps its place in line); lapsed ones are dropped. */
+  private extend (refs: readonly MemberRef[], structure: keyof SubjectState, ttlMs: number): boolean[] {
+    const now = this.now()
+    return refs.map(({ tag, member }) => {
       const state = this.subjects.get(tag)
       const expiry = state?.[structure].get(member)
       if (state === undefined || expiry === undefined) return false

@@ -6,9 +6,10 @@
  * with a single Redis or an ioredis Cluster: a script touches only the keys it is given, all
  * under one subject's hash tag.
  */
-import { memberInstance, type AcquireOutcome, type GrantListener, type GrantSubscription, type Hold, type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
+import { parseMember, type AcquireOutcome, type GrantListener, type GrantSubscription, type MemberRef, type ReleaseArgs, type ReleaseOutcome, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
 import { GrantSubscriber, type SubscriberLike } from './grant-subscriber'
 import { ScriptBatcher, type BatchArg, type SubjectKeys } from './script-batcher'
+import { encodeOperation, type OperationArgs, type OperationName } from './scripts/operations'
 import { RUN_BATCH } from './scripts/run-batch'
 
 interface BatchCommand {
@@ -24,9 +25,9 @@ export interface RedisClientLike {
 
 export interface RedisStoreOptions {
   client: RedisClientLike
-  /** Key prefix; a subject's keys are `<prefix>:{<tag>}:<holders|waiters|queue>` (waiters: the tickets). */
+  /** Key prefix; a subject's keys are `<prefix>:{<tag>}:<holders|tickets|queue>`. */
   prefix: string
-  /** Hand slots to waiters in other processes through pub/sub on release. Default true. */
+  /** Tell other processes of the slots granted to their waiters through pub/sub. Default true. */
   wakeups?: boolean
 }
 
@@ -57,7 +58,7 @@ export class RedisStore implements SlotStore {
       : undefined
   }
 
-  key (tag: string, structure: 'holders' | 'waiters' | 'queue'): string {
+  key (tag: string, structure: 'holders' | 'tickets' | 'queue'): string {
     return `${this.prefix}:{${tag}}:${structure}`
   }
 
@@ -70,43 +71,47 @@ export class RedisStore implements SlotStore {
     return `${this.prefix}:grants:`
   }
 
-  async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs, fair, ahead, queued }: TryAcquireArgs): Promise<AcquireOutcome> {
-    const reply = await this.run(tag, ['a', member, max, leaseMs, maxWaiters, ticketTtlMs, fair === true ? 1 : 0, ahead ?? 0, queued === false ? 0 : 1])
-    return Number(reply) as AcquireOutcome
+  async tryAcquire (args: TryAcquireArgs): Promise<AcquireOutcome> {
+    return Number(await this.run('tryAcquire', args.tag, attemptArgs(args))) as AcquireOutcome
   }
 
-  async release ({ tag, member, max, leaseMs, claimMs }: ReleaseArgs): Promise<boolean> {
-    const reply = await this.run(tag, ['r', member, max ?? 0, leaseMs ?? 0, claimMs ?? 0]) as unknown[]
-    // Slots granted to waiters of the releasing instance come back in the reply.
-    if (reply.length > 1) {
-      const listener = this.grantListeners.get(memberInstance(member))
-      for (let i = 1; i < reply.length; i++) listener?.(String(reply[i]), false)
-    }
-    return Number(reply[0]) === 1
+  async poll (args: TryAcquireArgs): Promise<AcquireOutcome> {
+    const reply = await this.run<'poll'>('poll', args.tag, attemptArgs(args)) as unknown[]
+    this.reportGrants(args, reply)
+    return Number(reply[0]) as AcquireOutcome
   }
 
-  async leaveQueue ({ tag, member }: Hold): Promise<void> {
-    await this.run(tag, ['l', member])
+  async release ({ tag, member, leaseMs }: ReleaseArgs): Promise<ReleaseOutcome> {
+    const reply = await this.run('release', tag, { member, lease: leaseMs ?? 0 }) as unknown[]
+    this.reportGrants({ tag, member }, reply)
+    return Number(reply[0]) as ReleaseOutcome
   }
 
-  async renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]> {
-    return await Promise.all(holds.map(async ({ tag, member }) => Number(await this.run(tag, ['h', member, leaseMs])) === 1))
+  async abandon ({ tag, member, leaseMs }: ReleaseArgs): Promise<void> {
+    this.reportGrants({ tag, member }, await this.run('abandon', tag, { member, lease: leaseMs ?? 0 }) as unknown[])
   }
 
-  async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<boolean[]> {
-    return await Promise.all(holds.map(async ({ tag, member }) => Number(await this.run(tag, ['t', member, ticketTtlMs])) === 1))
+  async renew (refs: readonly MemberRef[], leaseMs: number): Promise<boolean[]> {
+    return await Promise.all(refs.map(async ({ tag, member }) => Number(await this.run('renew', tag, { member, ttl: leaseMs })) === 1))
+  }
+
+  async refreshTickets (refs: readonly MemberRef[], ticketTtlMs: number): Promise<boolean[]> {
+    return await Promise.all(refs.map(async ({ tag, member }) => Number(await this.run('refreshTicket', tag, { member, ttl: ticketTtlMs })) === 1))
   }
 
   async usage (tags: readonly string[]): Promise<SubjectLoad[]> {
     return await Promise.all(tags.map(async tag => {
-      const [held, waiting] = await this.run(tag, ['c']) as [number, number]
+      const [held, waiting] = await this.run('countLive', tag, {}) as [number, number]
       return { held: Number(held), waiting: Number(waiting) }
     }))
   }
 
   onGrant (instanceId: string, listener: GrantListener): GrantSubscription {
     this.grantListeners.set(instanceId, listener)
-    const subscription = this.subscriber?.listen(this.grantChannel(instanceId), member => listener(member, true))
+    const subscription = this.subscriber?.listen(this.grantChannel(instanceId), message => {
+      const [member, tag] = message.split('\n')
+      if (tag !== undefined) listener({ tag, member }, true)
+    })
     return {
       ready: subscription?.ready ?? Promise.resolve(),
       stop: () => {
@@ -120,8 +125,19 @@ export class RedisStore implements SlotStore {
     this.subscriber?.close()
   }
 
-  private run (tag: string, args: readonly BatchArg[]): Promise<unknown> {
-    const keys: SubjectKeys = [this.key(tag, 'holders'), this.key(tag, 'waiters'), this.key(tag, 'queue')]
-    return this.batcher.run(tag, keys, args)
+  /** Slots granted to waiters of the caller's instance come back after the outcome. */
+  private reportGrants (caller: MemberRef, reply: unknown[]): void {
+    if (reply.length < 2) return
+    const listener = this.grantListeners.get(parseMember(caller.member).instance)
+    for (let i = 1; i < reply.length; i++) listener?.({ tag: caller.tag, member: String(reply[i]) }, false)
   }
+
+  private run<N extends OperationName> (name: N, tag: string, args: OperationArgs<N>): Promise<unknown> {
+    const keys: SubjectKeys = [this.key(tag, 'holders'), this.key(tag, 'tickets'), this.key(tag, 'queue')]
+    return this.batcher.run(tag, keys, encodeOperation(name, args))
+  }
+}
+
+function attemptArgs ({ member, max, leaseMs, maxWaiters, ticketTtlMs, fair, ahead }: TryAcquireArgs): OperationArgs<'tryAcquire'> {
+  return { member, max, lease: leaseMs, maxWaiters, ticketTtl: ticketTtlMs, fair: fair === true ? 1 : 0, ahead: ahead ?? 0 }
 }

@@ -1,20 +1,24 @@
 /**
  * The one interface every slot store implements (Redis, memory, or your own). A store keeps,
- * per subject, a set of holders with lease expiries and a bounded queue of waiting tickets.
- * Every operation is atomic per subject; expired holders and tickets never count. A store
- * that implements `onGrant` hands a released slot straight to the oldest waiting ticket; one
- * without it leaves waiters to poll (on the backoff schedule, and at once after a release in
- * the same process).
+ * per subject, a set of holders with lease expiries, and a bounded queue of waiting tickets in
+ * arrival order. Every operation is atomic per subject and safe to run twice (ioredis resends
+ * an unanswered command after a reconnect); expired holders and tickets never count.
+ *
+ * Admission rule, for every store: a member is admitted only while the live holders, itself
+ * excluded, are fewer than its OWN max. A ticket carries that max (in its member name, see
+ * {@link memberName}), so a slot freed by a caller with a larger limit is never handed to a
+ * waiter whose own limit is already reached. Grants follow arrival order and stop at the first
+ * live ticket that does not fit: a waiter is never overtaken by the ones behind it (its own
+ * deadline bounds how long it can hold them back).
  */
 
 /**
- * Outcome of {@link SlotStore.tryAcquire}, an integer so Lua can return it as is:
- * 2 the member holds a slot and there is room for more; 1 it holds one (or already did: its
- * lease was refreshed) and the subject is now full; 0 full, and the member's waiting ticket was
- * added or refreshed (when asked for); -1 full and `maxWaiters` other tickets are already
- * waiting, so the member was not queued.
+ * Outcome of {@link SlotStore.tryAcquire} and {@link SlotStore.poll}, an integer so Lua can
+ * return it as is: 2 the member holds a slot and there is room for more; 1 it holds one (now
+ * full); 0 full, and the member's ticket was taken or refreshed (when asked for); -1 full and
+ * `maxWaiters` other tickets already wait, so the member has no ticket.
  */
-export const AcquireOutcome = { AcquiredWithRoom: 2, Acquired: 1, Waiting: 0, QueueFull: -1 } as const
+export const AcquireOutcome = { AcquiredWithRoom: 2, Acquired: 1, Full: 0, QueueFull: -1 } as const
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a value and its type, like an enum
 export type AcquireOutcome = typeof AcquireOutcome[keyof typeof AcquireOutcome]
 
@@ -22,26 +26,44 @@ export function isAcquired (outcome: AcquireOutcome): boolean {
   return outcome > 0
 }
 
-export interface TryAcquireArgs {
+/**
+ * Outcome of {@link SlotStore.release}: 1 the slot was live and is given back; 0 its entry was
+ * there but its lease had lapsed (it may have been someone else's since: lost); -1 no entry
+ * (released already, e.g. a resent release, or lapsed and purged: the caller tells them apart
+ * by its own clock).
+ */
+export const ReleaseOutcome = { Released: 1, Lapsed: 0, Gone: -1 } as const
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- a value and its type, like an enum
+export type ReleaseOutcome = typeof ReleaseOutcome[keyof typeof ReleaseOutcome]
+
+/** A member of one subject: what every store operation names. */
+export interface MemberRef {
   /** Subject tag, `<type>:<encoded id>`. */
   tag: string
-  /** Unique per request and slot: `<instance id>:<counter>`. */
+  /** Unique per acquisition, built by {@link memberName}. */
   member: string
+}
+
+export interface TryAcquireArgs extends MemberRef {
+  /** The member's own limit (also carried in its name, for grants). */
   max: number
   leaseMs: number
-  /** Tickets allowed in the wait queue besides this member's own. */
+  /** Tickets allowed in the queue besides this member's own. */
   maxWaiters: number
-  /** Lifetime of this member's waiting ticket when full; 0 = do not queue. */
+  /** Lifetime of the member's ticket when full; 0 = do not queue. */
   ticketTtlMs: number
-  /**
-   * Fair mode: capacity goes to the oldest ticket across all processes (the store computes
-   * who is ahead). Otherwise `ahead` says how many waiters go first. Default false.
-   */
+  /** Fair mode: every live ticket in the queue is ahead of a newcomer. Default false. */
   fair?: boolean
-  /** Without fair mode: slots to leave for earlier waiters (this process's queue ahead of the member). Default 0. */
+  /** Without fair mode: slots to leave for waiters ahead of it in its own process. Default 0. */
   ahead?: number
-  /** False on a member's first try (it holds nothing and has no ticket yet, so the store need not look). Default true. */
-  queued?: boolean
+}
+
+export interface ReleaseArgs extends MemberRef {
+  /**
+   * Lease of a slot granted to a waiter of the releasing instance (it is alive: it is the one
+   * releasing). Omitted: such a grant gets the ticket's own claim, like any other.
+   */
+  leaseMs?: number
 }
 
 export interface SubjectLoad {
@@ -49,32 +71,37 @@ export interface SubjectLoad {
   waiting: number
 }
 
-/** The instance a member belongs to: members are `<instance id>:<counter>` ('' for any other form). */
-export function memberInstance (member: string): string {
-  const colon = member.indexOf(':')
-  return colon === -1 ? '' : member.slice(0, colon)
-}
-
-export interface Hold {
-  tag: string
-  member: string
-}
-
-/** What a release needs to hand the freed capacity to waiters (stores with `onGrant`). */
-export interface ReleaseArgs extends Hold {
-  /** The subject's limit: grants fill it up to this. Omitted or 0: nothing is granted. */
-  max?: number
-  /** Lease of a slot granted to a waiter of the releasing instance (alive: it is releasing). */
-  leaseMs?: number
-  /** Lease of a slot granted to another instance's waiter until that instance renews it. */
-  claimMs?: number
+/** The parts of a member name. */
+export interface MemberInfo {
+  /** Instance id of the process that created it ('' when the name has another form). */
+  instance: string
+  /** The member's own limit (0 when unknown: such a ticket is never granted). */
+  max: number
+  /** How long a slot granted to it by another process is its before it confirms it. */
+  claimMs: number
 }
 
 /**
- * Called with the member a slot was granted to; `claimed` when it was granted only for
- * `claimMs` and must be renewed to keep it.
+ * `<instance id>:<counter>:<max>:<claimMs>`. The name carries everything a grant needs, so a
+ * store can hand a slot to a ticket without looking anything else up, on any shard.
  */
-export type GrantListener = (member: string, claimed: boolean) => void
+export function memberName (instance: string, counter: number, max: number, claimMs: number): string {
+  return `${instance}:${counter.toString(36)}:${max}:${claimMs}`
+}
+
+const MEMBER_PATTERN = /^([^:]*):[^:]*:(\d+):(\d+)$/
+
+export function parseMember (member: string): MemberInfo {
+  const match = MEMBER_PATTERN.exec(member)
+  if (match === null) return { instance: '', max: 0, claimMs: 0 }
+  return { instance: match[1], max: Number(match[2]), claimMs: Number(match[3]) }
+}
+
+/**
+ * Called with the member a slot was granted to; `claimed` when it was granted only for its
+ * claim and must be confirmed (renewed) to keep it.
+ */
+export type GrantListener = (ref: MemberRef, claimed: boolean) => void
 
 /** A subscription to the grants of one instance (see {@link SlotStore.onGrant}). */
 export interface GrantSubscription {
@@ -84,33 +111,43 @@ export interface GrantSubscription {
 }
 
 export interface SlotStore {
+  /**
+   * A member's first try: takes a slot when `holders + ahead < max` (fair: every live ticket
+   * is ahead), else takes a ticket. Run twice, it finds its own slot or ticket.
+   */
   tryAcquire (args: TryAcquireArgs): Promise<AcquireOutcome>
   /**
-   * Removes the member's holder entry and (stores with `onGrant`) grants the freed capacity to
-   * the oldest waiting tickets. May answer false when the entry was absent or its lease had
-   * already lapsed: the slot is then reported lost.
+   * A waiting member's retry: first hands free capacity to the oldest tickets (wherever they
+   * are; grants to this instance's other members are reported to its grant listener), then
+   * answers for the member: it holds a slot (granted now or earlier), or its ticket was
+   * refreshed (re-taken at the back if it had lapsed).
    */
-  release (hold: ReleaseArgs): Promise<boolean | void>
-  /** Removes the member's waiting ticket (no-op when absent). */
-  leaveQueue (hold: Hold): Promise<void>
+  poll (args: TryAcquireArgs): Promise<AcquireOutcome>
+  /** Removes the member's slot and grants the freed capacity to the oldest tickets. */
+  release (args: ReleaseArgs): Promise<ReleaseOutcome>
   /**
-   * Extends each hold's lease; one entry per hold, false when the hold had already expired
-   * (the slot is lost and may belong to someone else now). Sent together (one round trip).
+   * A member that stopped waiting: removes its ticket and any slot it was granted, in one
+   * atomic step (so no grant can reach it afterwards), and grants what it gave back.
    */
-  renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]>
+  abandon (args: ReleaseArgs): Promise<void>
   /**
-   * Extends the waiting tickets of members still waiting (one round trip); lapsed ones stay
-   * lapsed. May answer, per hold, false when its ticket is gone: granted a slot (a grant
-   * message may have been lost) or lapsed; the waiter then tries again at once.
+   * Extends each holder's lease; false when it had already expired or is gone (the slot is
+   * lost and may belong to someone else now). Sent together (one round trip).
    */
-  refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<boolean[] | void>
+  renew (refs: readonly MemberRef[], leaseMs: number): Promise<boolean[]>
+  /**
+   * Extends the tickets of members still waiting (one round trip); a lapsed ticket leaves the
+   * queue for good. False per member when its ticket is gone: granted (a grant message may
+   * have been lost) or lapsed; the waiter then polls at once.
+   */
+  refreshTickets (refs: readonly MemberRef[], ticketTtlMs: number): Promise<boolean[]>
   /** Optional: live holders and waiters of each subject tag, in order (one round trip per shard). */
   usage? (tags: readonly string[]): Promise<SubjectLoad[]>
   /**
-   * Optional: calls `listener` for every slot `release` grants to a waiter of this instance
-   * (members `<instanceId>:...`), whichever process released it.
+   * Optional: calls `listener` for every slot granted to a member of this instance, whichever
+   * process granted it. Without it, waiters learn of grants when they poll.
    */
   onGrant? (instanceId: string, listener: GrantListener): GrantSubscription
-  /** Called on app close: stop timers and background work (never closes a client it was given). */
+  /** Called when the last app using the store closes: stop timers and background work (never closes a client it was given). */
   close? (): Promise<void> | void
 }

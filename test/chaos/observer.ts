@@ -87,7 +87,7 @@ export class Observer {
     this.redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 20 })
     this.redis.on('error', () => {})
     this.tags = Object.keys(subjects)
-    this.keys = this.tags.flatMap(tag => [`${prefix}:{${tag}}:holders`, `${prefix}:{${tag}}:waiters`])
+    this.keys = this.tags.flatMap(tag => [`${prefix}:{${tag}}:holders`, `${prefix}:{${tag}}:tickets`])
     this.maxes = this.tags.map(tag => String(subjects[tag]))
     this.subjects = new Map(this.tags.map(tag => [tag, { max: subjects[tag], peak: 0, peakWaiters: 0, overs: [] }]))
   }

@@ -127,5 +127,5 @@ export async function holders (redis: Redis, prefix: string, tag: string): Promi
 export async function waiters (redis: Redis, prefix: string, tag: string): Promise<number> {
   const time = await redis.time()
   const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000)
-  return await redis.zcount(`${prefix}:{${tag}}:waiters`, `(${now}`, '+inf')
+  return await redis.zcount(`${prefix}:{${tag}}:tickets`, `(${now}`, '+inf')
 }

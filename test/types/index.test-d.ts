@@ -5,8 +5,8 @@
 import fastify, { type FastifyRequest } from 'fastify'
 import { Redis, Cluster } from 'ioredis'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
-import fastifySlotsDefault, { fastifySlots, SlotError, pingFrames, MemoryStore, RedisStore, AcquireOutcome } from '../..'
-import type { AcquireOptions, FastifySlotsOptions, GrantListener, GrantSubscription, Hold, ReleaseArgs, Slot, SlotErrorCode, SlotStore, TryAcquireArgs } from '../..'
+import fastifySlotsDefault, { fastifySlots, SlotError, pingFrames, MemoryStore, RedisStore, AcquireOutcome, ReleaseOutcome } from '../..'
+import type { AcquireOptions, FastifySlotsOptions, GrantListener, GrantSubscription, MemberRef, ReleaseArgs, Slot, SlotErrorCode, SlotStore, TryAcquireArgs } from '../..'
 import fastifySlotsCjs = require('../..')
 
 const app = fastify()
@@ -62,29 +62,34 @@ const customStore: SlotStore = {
     expectType<string>(args.tag)
     expectType<string>(args.member)
     expectType<number>(args.max)
-    return args.max > 0 ? AcquireOutcome.Acquired : AcquireOutcome.Waiting
+    return args.max > 0 ? AcquireOutcome.Acquired : AcquireOutcome.Full
   },
-  async release (hold) {
-    expectType<ReleaseArgs>(hold)
-    expectAssignable<Hold>(hold)
-    expectType<number | undefined>(hold.max)
-    expectType<number | undefined>(hold.claimMs)
+  async poll (args) {
+    expectType<TryAcquireArgs>(args)
+    return AcquireOutcome.Full
   },
-  async leaveQueue (hold) { expectType<Hold>(hold) },
-  async renew (holds, leaseMs) {
-    expectType<readonly Hold[]>(holds)
+  async release (args) {
+    expectType<ReleaseArgs>(args)
+    expectAssignable<MemberRef>(args)
+    expectType<number | undefined>(args.leaseMs)
+    return ReleaseOutcome.Released
+  },
+  async abandon (args) { expectType<ReleaseArgs>(args) },
+  async renew (refs, leaseMs) {
+    expectType<readonly MemberRef[]>(refs)
     expectType<number>(leaseMs)
-    return holds.map(() => true)
+    return refs.map(() => true)
   },
-  async refreshTickets (holds, ticketTtlMs) {
-    expectType<readonly Hold[]>(holds)
+  async refreshTickets (refs, ticketTtlMs) {
+    expectType<readonly MemberRef[]>(refs)
     expectType<number>(ticketTtlMs)
+    return refs.map(() => true)
   },
   // Optional: a store that hands released slots to waiters tells each instance of its grants.
   onGrant (instanceId, listener) {
     expectType<string>(instanceId)
     expectType<GrantListener>(listener)
-    listener(`${instanceId}:1`, true)
+    listener({ tag: 'user:1', member: `${instanceId}:1:3:1000` }, true)
     const subscription: GrantSubscription = { ready: Promise.resolve(), stop: () => {} }
     return subscription
   }
@@ -92,10 +97,11 @@ const customStore: SlotStore = {
 app.register(fastifySlots, { store: customStore })
 class ClassStore implements SlotStore {
   async tryAcquire (): Promise<AcquireOutcome> { return AcquireOutcome.QueueFull }
-  async release (): Promise<void> {}
-  async leaveQueue (): Promise<void> {}
-  async renew (holds: readonly Hold[]): Promise<boolean[]> { return holds.map(() => false) }
-  async refreshTickets (): Promise<void> {}
+  async poll (): Promise<AcquireOutcome> { return AcquireOutcome.QueueFull }
+  async release (): Promise<ReleaseOutcome> { return ReleaseOutcome.Gone }
+  async abandon (): Promise<void> {}
+  async renew (refs: readonly MemberRef[]): Promise<boolean[]> { return refs.map(() => false) }
+  async refreshTickets (refs: readonly MemberRef[]): Promise<boolean[]> { return refs.map(() => false) }
   close (): void {}
 }
 app.register(fastifySlots, { store: new ClassStore() })
@@ -104,13 +110,14 @@ expectAssignable<SlotStore>(new RedisStore({ client: new Redis(), prefix: 'p' })
 expectNotAssignable<SlotStore>({ tryAcquire: async () => AcquireOutcome.Acquired, release: async () => {} })
 expectType<2>(AcquireOutcome.AcquiredWithRoom)
 expectType<1>(AcquireOutcome.Acquired)
-expectType<0>(AcquireOutcome.Waiting)
+expectType<0>(AcquireOutcome.Full)
 expectType<-1>(AcquireOutcome.QueueFull)
 // AcquireOutcome is both a value and the union type of its values.
 expectAssignable<AcquireOutcome>(AcquireOutcome.Acquired)
 expectType<2 | 1 | 0 | -1>(AcquireOutcome.Acquired as AcquireOutcome)
 expectNotAssignable<AcquireOutcome>(3)
-expectType<fastifySlotsCjs.AcquireOutcome>(AcquireOutcome.Waiting as AcquireOutcome)
+expectType<fastifySlotsCjs.AcquireOutcome>(AcquireOutcome.Full as AcquireOutcome)
+expectType<1 | 0 | -1>(ReleaseOutcome.Gone as ReleaseOutcome)
 
 // fastify.slots and route config.slots.
 expectType<Promise<fastifySlotsCjs.Slot>>(app.slots.acquire('job', 1, 2, { signal: AbortSignal.timeout(10) }))

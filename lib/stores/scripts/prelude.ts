@@ -1,11 +1,19 @@
 /**
  * What every operation of a batch shares: the Redis clock, read once per batch (never the
- * client's), and the key-lifetime and purge helpers.
+ * client's), the bounds on one call's work, key lifetimes, and the member-name format.
+ * ARGV[1] is the prefix of the grant channels, ARGV[2] 1 for sharded pub/sub.
  */
 export const PRELUDE = `
 local t = redis.call('TIME')
 local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(nowUs / 1000)
+local grantChannelPrefix = ARGV[1]
+local shardedPubSub = ARGV[2] == '1'
+
+-- No step is unbounded: a purge removes at most PURGE_CHUNK lapsed tickets (well under Lua's
+-- unpack limit) and a grant pass looks at most GRANT_SCAN queue entries, whatever the subject.
+local PURGE_CHUNK = 1000
+local GRANT_SCAN = 50
 
 -- A subject's keys outlive their longest-lived entry; refreshed to twice the need so that a
 -- busy key is re-armed once per period, not on every call.
@@ -13,12 +21,11 @@ local function keepAlive (key, ms)
   if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, 2 * ms) end
 end
 
--- Lapsed tickets leave both the tickets and the arrival order.
-local function purgeTickets (tickets, queue)
-  local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now)
-  if #expired > 0 then
-    redis.call('ZREM', tickets, unpack(expired))
-    redis.call('ZREM', queue, unpack(expired))
-  end
+-- Members are '<instance>:<counter>:<max>:<claimMs>': a ticket carries its own limit and claim.
+-- Any other form gives max 0, which no grant admits.
+local function parseMember (member)
+  local instance, max, claim = string.match(member, '^([^:]*):[^:]*:(%d+):(%d+)$')
+  if not instance then return '', 0, 0 end
+  return instance, tonumber(max), tonumber(claim)
 end
 `

@@ -1,13 +1,16 @@
 /**
- * Lua `renew(key, member, ttl)`: extends a live entry of the holders (a lease, or a granted
- * slot's claim) or of the tickets and returns 1; returns 0 when the member is gone or already
- * expired, so a process that was paused past its lease learns the slot is lost instead of
- * silently re-taking it (and over-admitting).
- * `refreshTicket(tickets, queue, member, ttl)` renews a ticket and keeps the arrival order
- * alive with it: a wait may outlast the queue key's first TTL.
+ * Lua `renew(holders, tickets, queue, member, ttl)`: extends a live slot (a lease, or a
+ * granted slot's claim) and returns 1; returns 0 when it is gone or already expired, so a
+ * process that was paused past its lease learns the slot is lost instead of silently
+ * re-taking it (and over-admitting).
+ * `refreshTicket(...)`, same arguments, does the same for a ticket and keeps the arrival order
+ * alive with it (a wait may outlast the queue key's first TTL); a ticket found lapsed leaves
+ * the queue too, so no grant goes to it.
+ * `countLive(holders, tickets, queue)`: the live entries of each by Redis time, without
+ * writing; what a scheduler reads to pick the least loaded subject. Returns { held, waiting }.
  */
 export const RENEW = `
-local function renew (key, member, ttl)
+local function extend (key, member, ttl)
   local expiry = redis.call('ZSCORE', key, member)
   if not expiry or tonumber(expiry) <= now then
     if expiry then redis.call('ZREM', key, member) end
@@ -18,9 +21,21 @@ local function renew (key, member, ttl)
   return 1
 end
 
-local function refreshTicket (tickets, queue, member, ttl)
-  local live = renew(tickets, member, ttl)
-  if live == 1 then keepAlive(queue, ttl) end
-  return live
+local function renew (holders, tickets, queue, member, ttl)
+  return extend(holders, member, tonumber(ttl))
+end
+
+local function refreshTicket (holders, tickets, queue, member, ttl)
+  ttl = tonumber(ttl)
+  if extend(tickets, member, ttl) == 1 then
+    keepAlive(queue, ttl)
+    return 1
+  end
+  redis.call('ZREM', queue, member)
+  return 0
+end
+
+local function countLive (holders, tickets, queue)
+  return { redis.call('ZCOUNT', holders, '(' .. now, '+inf'), redis.call('ZCOUNT', tickets, '(' .. now, '+inf') }
 end
 `

@@ -1,48 +1,35 @@
 /**
- * Lua `tryAcquire(holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead, queued)`.
+ * Lua `tryAcquire(...)` (a member's first try) and `poll(...)` (a waiting member's retry),
+ * both with the arguments `member, max, lease, maxWaiters, ticketTtl, fair, ahead`.
  * holders: member → lease expiry; tickets: waiting member → ticket expiry; queue: waiting
  * member → arrival order (µs of Redis time), the order grants follow.
  *
- * A member takes a slot when `holders + ahead < max`, where `ahead` is, in fair mode, the
- * number of live tickets older than its own (every process's waiters), and otherwise what the
- * caller says (its own process's earlier waiters). A member that already holds (a slot was
- * granted to it) just gets its full lease. Otherwise it takes or refreshes a ticket, unless
- * `maxWaiters` others already wait.
- * Returns 2 acquired with room left, 1 acquired (now full), 0 waiting, -1 queue full.
+ * Both are safe to run twice: a member that already holds a live slot keeps it (full lease,
+ * answer 1) and one that already has a live ticket refreshes it, so a resent try never queues
+ * behind its own slot or counts its own ticket against maxWaiters.
  */
 export const TRY_ACQUIRE = `
-local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead, queued)
-  -- A first try is a fresh member: it holds nothing and has no ticket yet.
-  local holding = queued and redis.call('ZSCORE', holders, member)
-  if holding and tonumber(holding) <= now then holding = false end
-  local held = redis.call('ZCARD', holders)
-  if fair and not holding then
-    purgeTickets(tickets, queue)
-    ahead = (queued and redis.call('ZRANK', queue, member)) or redis.call('ZCARD', queue)
-  end
-  -- Expired leases count until purged; purging only when they would matter keeps the
-  -- uncontended path short.
-  if not holding and held + ahead >= max then
-    held = held - redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
-  end
-  if holding or held + ahead < max then
-    redis.call('ZADD', holders, now + lease, member)
-    keepAlive(holders, lease)
-    if queued then
-      redis.call('ZREM', tickets, member)
-      redis.call('ZREM', queue, member)
-    end
-    if holding then held = held - 1 end
-    if held + 1 < max then return 2 end
-    return 1
-  end
+-- The member's live slot, if it has one, gets a full lease: true; else false.
+local function keepHolding (holders, member, lease)
+  local expiry = redis.call('ZSCORE', holders, member)
+  if not expiry or tonumber(expiry) <= now then return false end
+  redis.call('ZADD', holders, now + lease, member)
+  keepAlive(holders, lease)
+  return true
+end
 
-  if ticketTtl <= 0 then return 0 end
-  local ticket = queued and redis.call('ZSCORE', tickets, member)
-  -- A lapsed ticket lost its place: the member queues anew, at the back.
+-- Takes or refreshes the member's ticket (a lapsed one re-queues at the back): 0; or -1 when
+-- maxWaiters other live tickets already wait.
+local function queueTicket (tickets, queue, member, maxWaiters, ticketTtl)
+  local ticket = redis.call('ZSCORE', tickets, member)
   if not ticket or tonumber(ticket) <= now then
-    -- Lapsed tickets do not count (a release purges them before it grants).
-    if redis.call('ZCOUNT', tickets, '(' .. now, '+inf') >= maxWaiters then return -1 end
+    if redis.call('ZCOUNT', tickets, '(' .. now, '+inf') >= maxWaiters then
+      if ticket then
+        redis.call('ZREM', tickets, member)
+        redis.call('ZREM', queue, member)
+      end
+      return -1
+    end
     -- Arrival order in µs of Redis time, strictly increasing even within one µs.
     local last = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')
     local order = nowUs
@@ -53,5 +40,43 @@ local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaite
   redis.call('ZADD', tickets, now + ticketTtl, member)
   keepAlive(tickets, ticketTtl)
   return 0
+end
+
+-- Takes a slot when holders + ahead < max; in fair mode every live ticket is ahead. Answers 2
+-- when room is left after it, 1 when it made the subject full, else queues (0 / -1).
+local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead)
+  max, lease, maxWaiters, ticketTtl = tonumber(max), tonumber(lease), tonumber(maxWaiters), tonumber(ticketTtl)
+  ahead = tonumber(ahead)
+  if fair == '1' then ahead = redis.call('ZCOUNT', tickets, '(' .. now, '+inf') end
+  local held = redis.call('ZCARD', holders)
+  -- Expired leases count until purged. Purging only when the answer is "full" or "now full"
+  -- keeps the common path short and the room it reports exact.
+  if held + ahead + 1 >= max then held = held - redis.call('ZREMRANGEBYSCORE', holders, '-inf', now) end
+  if held + ahead < max then
+    redis.call('ZADD', holders, now + lease, member)
+    keepAlive(holders, lease)
+    if held + ahead + 1 < max then return 2 end
+    return 1
+  end
+  if keepHolding(holders, member, lease) then return 1 end
+  if ticketTtl <= 0 then return 0 end
+  return queueTicket(tickets, queue, member, maxWaiters, ticketTtl)
+end
+
+-- A waiting member's retry: { outcome, members of its instance granted a slot... }. Free
+-- capacity goes to the oldest tickets first, this member's among them.
+local function poll (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead)
+  lease, maxWaiters, ticketTtl = tonumber(lease), tonumber(maxWaiters), tonumber(ticketTtl)
+  if keepHolding(holders, member, lease) then return { 1 } end
+  local reply = { 0 }
+  if ticketTtl > 0 then
+    reply[1] = queueTicket(tickets, queue, member, maxWaiters, ticketTtl)
+    if reply[1] < 0 then return reply end
+  end
+  grantWaiting(holders, tickets, queue, parseMember(member), lease, reply)
+  for i = 2, #reply do
+    if reply[i] == member then reply[1] = 1 end
+  end
+  return reply
 end
 `

@@ -1,0 +1,79 @@
+/**
+ * One call of acquireSlot, from before its first store call until it holds a slot or fails.
+ * It is registered by member before anything reaches the store, so every way it can end (a
+ * grant, a poll, an abort, the deadline, close) finds it at any await, and it settles once:
+ * the first of them wins, and whatever the others bring afterwards is given back.
+ */
+import type { SlotError } from './errors'
+import type { CallSettings } from './options'
+import type { SlotOwner } from './slot-owner'
+import type { MemberRef, TryAcquireArgs } from './stores/store'
+import type { Subject } from './subject'
+
+export class Acquisition {
+  /** Set once the outcome is known; nothing changes it afterwards. */
+  settled = false
+  /** It settled holding a slot. */
+  acquired = false
+  /** Holding a slot granted by another process for its claim only: confirm it at once. */
+  claimed = false
+  /**
+   * The store may hold a ticket or a slot of it: false until its first try is sent, and again
+   * once an answer showed it has none. A failed acquisition with entries gives them back.
+   */
+  inStore = false
+  /** Its first try found the subject full: it waits in a local queue, with a ticket to keep alive. */
+  waiting = false
+  readonly ref: MemberRef
+  readonly result: Promise<void>
+  private resolve!: () => void
+  private reject!: (error: SlotError | Error) => void
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (
+    readonly subject: Subject,
+    readonly owner: SlotOwner,
+    readonly settings: CallSettings,
+    /** Every try of this member, first and later, sends these. */
+    readonly args: TryAcquireArgs,
+    readonly started: number,
+    /** Called once when it settles, before its promise does. */
+    private readonly onSettled: (acquisition: Acquisition) => void
+  ) {
+    this.ref = { tag: args.tag, member: args.member }
+    this.result = new Promise((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+    // A rejection nobody awaited yet (it settled during the first try) is still handled.
+    this.result.catch(() => {})
+  }
+
+  /** Fails it with `onDeadline()` when maxWaitMs has passed (counted from the call). */
+  startDeadline (onDeadline: () => SlotError): void {
+    this.timer = setTimeout(() => this.fail(onDeadline()), Math.max(0, this.started + this.settings.maxWaitMs - Date.now()))
+  }
+
+  /** It holds a slot; `claimed` when another process granted it for its claim only. */
+  succeed (claimed = false): boolean {
+    if (this.settled) return false
+    this.acquired = true
+    this.claimed = claimed
+    this.settle()
+    this.resolve()
+    return true
+  }
+
+  fail (error: SlotError | Error): boolean {
+    if (this.settled) return false
+    this.settle()
+    this.reject(error)
+    return true
+  }
+
+  private settle (): void {
+    this.settled = true
+    clearTimeout(this.timer)
+    this.onSettled(this)
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Lua `grantWaiting(holders, tickets, queue, instance, lease, reply)`: hands free capacity to
+ * the oldest live tickets, inside the atomic step that freed it (a release) or looked for it
+ * (a poll), so a waiter never has to race for a slot. Each ticket is admitted only while the
+ * live holders are fewer than its OWN max (carried in its name), and the pass stops at the
+ * first live ticket that does not fit: nobody overtakes a waiter.
+ * A grant to a member of `instance` (the caller, alive since it is asking) gets `lease` and is
+ * appended to `reply`; any other grant gets the ticket's own claim and is published on its
+ * instance's channel, so a grant to a process that died frees itself after that claim.
+ * `purgeTickets(tickets, queue)` drops lapsed tickets from both sets, a chunk at a time.
+ */
+export const GRANT_WAITING = `
+local function purgeTickets (tickets, queue)
+  local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now, 'LIMIT', 0, PURGE_CHUNK)
+  if #expired > 0 then
+    redis.call('ZREM', tickets, unpack(expired))
+    redis.call('ZREM', queue, unpack(expired))
+  end
+end
+
+-- The message is the member, a newline and the tag (read back from the key's hash tag), so
+-- receiver can give back a grant that reached a member nobody waits for any more.
+local function notifyGrant (instance, member, holders)
+  local channel = grantChannelPrefix .. instance
+  local message = member .. string.char(10) .. string.match(holders, '{([^}]*)}')
+  local sent = shardedPubSub and redis.pcall('SPUBLISH', channel, message)
+  if not sent or (type(sent) == 'table' and sent.err) then redis.call('PUBLISH', channel, message) end
+end
+
+local function grantWaiting (holders, tickets, queue, instance, lease, reply)
+  if redis.call('EXISTS', queue) == 0 then return end
+  purgeTickets(tickets, queue)
+  redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
+  local held = redis.call('ZCARD', holders)
+  local done = {}
+  local longest = 0
+  for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, GRANT_SCAN - 1)) do
+    local ticket = redis.call('ZSCORE', tickets, waiter)
+    local owner, max, claim = parseMember(waiter)
+    if ticket and tonumber(ticket) > now and max > 0 then
+      if held >= max then break end
+      local ttl = claim
+      if owner == instance and lease > 0 then
+        ttl = lease
+        reply[#reply + 1] = waiter
+      else
+        notifyGrant(owner, waiter, holders)
+      end
+      redis.call('ZADD', holders, now + ttl, waiter)
+      if ttl > longest then longest = ttl end
+      held = held + 1
+    end
+    -- Granted, or a lapsed or malformed ticket: either way it leaves the queue.
+    done[#done + 1] = waiter
+  end
+  if #done > 0 then
+    redis.call('ZREM', tickets, unpack(done))
+    redis.call('ZREM', queue, unpack(done))
+  end
+  if longest > 0 then keepAlive(holders, longest) end
+end
+`

@@ -1,0 +1,185 @@
+/**
+ * Every acquisition of this process that is not settled yet, by member, from before its first
+ * store call: where grants find them (a grant that arrives while the first try is still on
+ * the wire is not lost), where an abort, a request end or close finds them at any await, and
+ * where their tickets are kept alive. Also gives back what the store may still hold for a
+ * member nobody waits for, retrying until it could no longer be granted anything.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import { Acquisition } from './acquisition'
+import { nextDelay } from './backoff'
+import { subjectError, type SlotErrorCode } from './errors'
+import type { SlotEvents } from './events'
+import type { CallSettings, ResolvedOptions } from './options'
+import type { AbortWait, SlotOwner } from './slot-owner'
+import { withTimeout } from './store-call'
+import { AcquireOutcome, isAcquired, type MemberRef, type SlotStore, type TryAcquireArgs } from './stores/store'
+import type { Subject } from './subject'
+import { SubjectQueue } from './wait-queue'
+
+interface Registered {
+  abort: AbortWait
+  /** Stops the SSE keepalives of a waiting stream. */
+  stopStream?: () => void
+}
+
+export class WaitRegistry {
+  private readonly acquisitions = new Map<string, Acquisition>()
+  private readonly registered = new WeakMap<Acquisition, Registered>()
+  private readonly queues = new Map<string, SubjectQueue>()
+  /** Give-backs still retrying; close() waits for their current attempt. */
+  private readonly givingBack = new Set<Promise<void>>()
+  private closed = false
+
+  constructor (
+    private readonly store: SlotStore,
+    private readonly options: ResolvedOptions,
+    private readonly events: SlotEvents,
+    private readonly log: FastifyBaseLogger,
+    /** The store tells this process of grants (else waiters learn at their polls). */
+    private readonly granting: boolean
+  ) {}
+
+  get size (): number {
+    return this.acquisitions.size
+  }
+
+  /** Registers an acquisition before its first store call; its deadline starts now. */
+  register (subject: Subject, owner: SlotOwner, settings: CallSettings, args: TryAcquireArgs, started: number): Acquisition {
+    const acquisition = new Acquisition(subject, owner, settings, args, started, a => this.settled(a))
+    const abort: AbortWait = (code, message) => acquisition.fail(this.error(code, message, subject))
+    this.acquisitions.set(args.member, acquisition)
+    this.registered.set(acquisition, { abort })
+    owner.waits.add(abort)
+    if (settings.maxWaitMs > 0) {
+      acquisition.startDeadline(() => this.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${settings.maxWaitMs} ms`, subject))
+    }
+    return acquisition
+  }
+
+  /** Its first try found the subject full: it waits in the subject's local queue. */
+  enqueue (acquisition: Acquisition): void {
+    acquisition.waiting = true
+    this.queueFor(acquisition.ref.tag).add(acquisition)
+    const { owner, settings, subject } = acquisition
+    if (settings.stream && settings.ping !== false && owner.keepAlive !== undefined) {
+      const registered = this.registered.get(acquisition)!
+      registered.stopStream = owner.keepAlive(settings.ping, () => this.events.notify('ping', { type: subject.type, id: subject.id }),
+        () => registered.abort('SLOT_WAIT_ABORTED', 'writing a keepalive to the client failed'))
+    }
+  }
+
+  /** Local waiters of the subject ahead of a newcomer (default mode: no barging here). */
+  waitingFor (tag: string): number {
+    return this.queues.get(tag)?.length ?? 0
+  }
+
+  /** Capacity of the subject may be free: its local head polls now. */
+  wake (tag: string): void {
+    this.queues.get(tag)?.wake()
+  }
+
+  /** The store granted `ref` a slot: true when a live acquisition took it. */
+  granted (ref: MemberRef, claimed: boolean): boolean {
+    return this.acquisitions.get(ref.member)?.succeed(claimed) === true
+  }
+
+  /** Fails every acquisition (close): each gives back what the store holds of it. */
+  abortAll (code: SlotErrorCode, message: string): void {
+    for (const acquisition of [...this.acquisitions.values()]) this.registered.get(acquisition)?.abort(code, message)
+  }
+
+  /**
+   * Keeps the tickets of waiting acquisitions alive. A ticket that is gone was granted a slot
+   * whose message never came, or lapsed while this process stalled: it polls now (taking the
+   * granted slot, or queueing anew).
+   */
+  async refreshTickets (): Promise<void> {
+    const waiting = [...this.acquisitions.values()].filter(a => a.waiting)
+    if (waiting.length === 0) return
+    try {
+      const alive = await this.call(this.store.refreshTickets(waiting.map(a => a.ref), this.options.ticketTtlMs))
+      alive.forEach((ok, i) => { if (!ok && !waiting[i].settled) this.poll(waiting[i]).catch(() => {}) })
+    } catch (err) {
+      this.log.debug({ err }, 'fastify-slots: refreshing waiting tickets failed; retrying next tick')
+      this.events.notify('storeError', { operation: 'refreshTickets', error: err })
+    }
+  }
+
+  /**
+   * Removes whatever the store may hold of a member nobody waits for (its ticket, a slot
+   * granted to it), retrying on failure until leaseMs has passed: by then anything of it has
+   * expired. A released slot goes to the next waiter at once.
+   */
+  giveBack (ref: MemberRef): void {
+    if (this.closed) return
+    const deadline = Date.now() + this.options.leaseMs
+    const attempt = (async () => {
+      let delay = 0
+      for (;;) {
+        try {
+          await this.call(this.store.abandon({ ...ref, leaseMs: this.options.leaseMs }))
+          return
+        } catch (err) {
+          this.log.debug({ err }, 'fastify-slots: giving back an abandoned ticket or slot failed; retrying')
+          delay = nextDelay(delay, this.options.backoff)
+          if (this.closed || Date.now() + delay > deadline) return
+          await new Promise(resolve => setTimeout(resolve, delay).unref())
+        }
+      }
+    })()
+    this.givingBack.add(attempt)
+    attempt.finally(() => this.givingBack.delete(attempt)).catch(() => {})
+  }
+
+  /** Stops retrying give-backs once their current attempt is done. */
+  async close (): Promise<void> {
+    this.closed = true
+    await Promise.all([...this.givingBack])
+  }
+
+  /** One poll for a waiting acquisition; settles it when that decides its wait. */
+  private async poll (acquisition: Acquisition): Promise<void> {
+    const outcome = await this.call(this.store.poll(acquisition.args))
+    if (isAcquired(outcome)) {
+      acquisition.succeed()
+    } else if (outcome === AcquireOutcome.QueueFull) {
+      // Its ticket lapsed (this process stalled) and others filled the queue meanwhile.
+      acquisition.inStore = false
+      acquisition.fail(this.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${acquisition.subject.type}, and too many requests are already waiting`, acquisition.subject))
+    }
+  }
+
+  private settled (acquisition: Acquisition): void {
+    const registered = this.registered.get(acquisition)
+    this.acquisitions.delete(acquisition.ref.member)
+    this.queues.get(acquisition.ref.tag)?.remove(acquisition)
+    acquisition.owner.waits.delete(registered!.abort)
+    registered?.stopStream?.()
+    // A poll or grant still on its way lands before this give-back (one connection, in order).
+    if (!acquisition.acquired && acquisition.inStore) this.giveBack(acquisition.ref)
+  }
+
+  private queueFor (tag: string): SubjectQueue {
+    let queue = this.queues.get(tag)
+    if (queue === undefined) {
+      const created = new SubjectQueue({
+        backoff: this.options.backoff,
+        granted: this.granting,
+        poll: a => this.poll(a),
+        emptied: () => { if (this.queues.get(tag) === created) this.queues.delete(tag) }
+      })
+      queue = created
+      this.queues.set(tag, queue)
+    }
+    return queue
+  }
+
+  error (code: SlotErrorCode, message: string, subject: Subject): ReturnType<typeof subjectError> {
+    return subjectError(code, message, subject, this.options.retryAfterSeconds)
+  }
+
+  private call<T> (promise: Promise<T>): Promise<T> {
+    return withTimeout(promise, this.options.storeTimeoutMs, 'the slot store')
+  }
+}
