@@ -7,14 +7,17 @@
  * A grant to a member of `instance` (the caller, alive since it is asking) gets `lease` and is
  * appended to `reply`; any other grant gets the ticket's own claim and is published on its
  * instance's channel, so a grant to a process that died frees itself after that claim.
- * `purgeTickets(tickets, queue)` drops lapsed tickets from both sets, a chunk at a time.
+ * `purgeTickets(tickets, queue)` drops lapsed tickets from both sets, at most PURGE_CHUNKS
+ * chunks a call.
  */
 export const GRANT_WAITING = `
 local function purgeTickets (tickets, queue)
-  local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now, 'LIMIT', 0, PURGE_CHUNK)
-  if #expired > 0 then
+  for _ = 1, PURGE_CHUNKS do
+    local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now, 'LIMIT', 0, PURGE_CHUNK)
+    if #expired == 0 then return end
     redis.call('ZREM', tickets, unpack(expired))
     redis.call('ZREM', queue, unpack(expired))
+    if #expired < PURGE_CHUNK then return end
   end
 end
 

@@ -10,9 +10,11 @@ local now = math.floor(nowUs / 1000)
 local grantChannelPrefix = ARGV[1]
 local shardedPubSub = ARGV[2] == '1'
 
--- No step is unbounded: a purge removes at most PURGE_CHUNK lapsed tickets (well under Lua's
--- unpack limit) and a grant pass looks at most GRANT_SCAN queue entries, whatever the subject.
+-- No step is unbounded: a purge removes lapsed tickets PURGE_CHUNK at a time (well under
+-- Lua's unpack limit), at most PURGE_CHUNKS chunks a call, and a grant pass looks at most
+-- GRANT_SCAN queue entries, whatever the subject.
 local PURGE_CHUNK = 1000
+local PURGE_CHUNKS = 5
 local GRANT_SCAN = 50
 
 -- A subject's keys outlive their longest-lived entry; refreshed to twice the need so that a
