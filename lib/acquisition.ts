@@ -24,6 +24,8 @@ export class Acquisition {
   inStore = false
   /** Its first try found the subject full: it waits in a local queue, with a ticket to keep alive. */
   waiting = false
+  /** maxWaitMs has passed. */
+  deadlinePassed = false
   readonly ref: MemberRef
   readonly result: Promise<void>
   private resolve!: () => void
@@ -49,9 +51,17 @@ export class Acquisition {
     this.result.catch(() => {})
   }
 
-  /** Fails it with `onDeadline()` when maxWaitMs has passed (counted from the call). */
+  /**
+   * Fails it with `onDeadline()` when maxWaitMs has passed (counted from the call), once it
+   * waits: a deadline that passes while the first try is on its way only marks it, and the
+   * first try's answer decides (a 429 says the subject was full, which only the store knows;
+   * a store that does not answer is a 503 within storeTimeoutMs).
+   */
   startDeadline (onDeadline: () => SlotError): void {
-    this.timer = setTimeout(() => this.fail(onDeadline()), Math.max(0, this.started + this.settings.maxWaitMs - Date.now()))
+    this.timer = setTimeout(() => {
+      this.deadlinePassed = true
+      if (this.waiting) this.fail(onDeadline())
+    }, Math.max(0, this.started + this.settings.maxWaitMs - Date.now()))
   }
 
   /** It holds a slot; `claimed` when another process granted it for its claim only. */

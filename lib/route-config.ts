@@ -31,8 +31,32 @@ function routeError (route: RouteOptions, index: number | undefined, problem: st
   return new TypeError(`fastify-slots: route ${String(route.method)} ${route.url} config.slots${index === undefined ? '' : `[${index}]`} ${problem}`)
 }
 
-/** Validates a route's `config.slots` (static values fully, functions by kind) and returns them. */
-export function routeSlots (route: RouteOptions, plugin: ResolvedOptions): RouteSlot[] | undefined {
+/** A route slot as taken per request: its per-call options built once, at registration. */
+export interface CompiledRouteSlot {
+  type: PerRequest<string>
+  id: PerRequest<string | number>
+  max: PerRequest<number>
+  /** The options of every request, or (a per-request `stream`) a function building them. */
+  options: AcquireOptions | ((request: FastifyRequest) => AcquireOptions)
+}
+
+function compile (slot: RouteSlot): CompiledRouteSlot {
+  const options: AcquireOptions = {}
+  if (slot.maxWaitMs !== undefined) options.maxWaitMs = slot.maxWaitMs
+  if (slot.maxWaiters !== undefined) options.maxWaiters = slot.maxWaiters
+  if (slot.fair !== undefined) options.fair = slot.fair
+  if (slot.protocol !== undefined) options.protocol = slot.protocol
+  const stream = slot.stream
+  return {
+    type: slot.type,
+    id: slot.id,
+    max: slot.max,
+    options: typeof stream === 'function' ? request => ({ ...options, stream: stream(request) }) : { ...options, stream: stream ?? false }
+  }
+}
+
+/** Validates a route's `config.slots` (static values fully, functions by kind) and compiles them. */
+export function routeSlots (route: RouteOptions, plugin: ResolvedOptions): CompiledRouteSlot[] | undefined {
   const slots = (route.config as { slots?: unknown } | undefined)?.slots
   if (slots === undefined) return undefined
   if (!Array.isArray(slots)) throw routeError(route, undefined, 'must be an array: config: { slots: [{ type, id, max }] }')
@@ -55,17 +79,12 @@ export function routeSlots (route: RouteOptions, plugin: ResolvedOptions): Route
       throw routeError(route, index, (err as Error).message.replace(/^acquireSlot: /, ''))
     }
   })
-  return slots as RouteSlot[]
+  return (slots as RouteSlot[]).map(compile)
 }
 
 /** Takes the route's slots in order; a rejection leaves the earlier ones to be released with the request. */
-export async function takeRouteSlots (request: FastifyRequest, slots: readonly RouteSlot[]): Promise<void> {
+export async function takeRouteSlots (request: FastifyRequest, slots: readonly CompiledRouteSlot[]): Promise<void> {
   for (const slot of slots) {
-    const options: AcquireOptions = { stream: slot.stream === undefined ? false : resolve(slot.stream, request) }
-    if (slot.maxWaitMs !== undefined) options.maxWaitMs = slot.maxWaitMs
-    if (slot.maxWaiters !== undefined) options.maxWaiters = slot.maxWaiters
-    if (slot.fair !== undefined) options.fair = slot.fair
-    if (slot.protocol !== undefined) options.protocol = slot.protocol
-    await request.acquireSlot(resolve(slot.type, request), resolve(slot.id, request), resolve(slot.max, request), options)
+    await request.acquireSlot(resolve(slot.type, request), resolve(slot.id, request), resolve(slot.max, request), resolve(slot.options, request))
   }
 }

@@ -105,6 +105,10 @@ export class SlotManager {
     return slot
   }
 
+  get grantsReady (): Promise<void> {
+    return this.grants?.ready ?? Promise.resolve()
+  }
+
   /** Slots held and requests waiting in this process right now. */
   get counts (): { held: number, waiting: number } {
     return { held: this.leases.size, waiting: this.waits.size }
@@ -144,8 +148,10 @@ export class SlotManager {
       acquisition.succeed()
       // Local waiters behind the room this try saw poll now.
       if (outcome === AcquireOutcome.AcquiredWithRoom) this.waits.wake(subject.tag)
-    } else if (outcome === AcquireOutcome.QueueFull || settings.maxWaitMs === 0) {
-      acquisition.inStore = false
+    } else if (outcome === AcquireOutcome.QueueFull || settings.maxWaitMs === 0 || acquisition.deadlinePassed) {
+      // Refused, or full without a ticket: nothing of it is in the store (a ticket taken
+      // after the deadline passed is given back).
+      if (!acquisition.deadlinePassed) acquisition.inStore = false
       acquisition.fail(outcome === AcquireOutcome.QueueFull
         ? this.waits.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject)
         : this.waits.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${settings.maxWaitMs} ms`, subject))

@@ -37,6 +37,14 @@ export class SlotsApi {
     this.recorder = new StatsRecorder(manager.events)
   }
 
+  /**
+   * Settles once slots granted by other processes can reach this one (its grant subscription
+   * is live); grants made before then are found by the ticket refresh instead.
+   */
+  get ready (): Promise<void> {
+    return this.manager.grantsReady
+  }
+
   /** The store in use. */
   get store (): SlotStore {
     return this.manager.store

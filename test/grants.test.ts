@@ -44,7 +44,7 @@ t.test('a release in one instance grants the slot to a waiter of another: one tr
   const appA = await slotsApp(t, { redis: client(t, url), prefix })
   const storeB = inspectedStore(new RedisStore({ client: client(t, url), prefix }))
   const appB = await slotsApp(t, { store: storeB, backoff: SLOW_BACKOFF })
-  await sleep(100) // B's grant subscription is live
+  await appB.slots.ready
 
   const held = await appA.slots.acquire('user', 'g', 1)
   const waiting = appB.slots.acquire('user', 'g', 1)
@@ -71,7 +71,7 @@ t.test('a slot granted by another instance is a claim, confirmed to a full lease
   const appB = await slotsApp(t, { redis: client(t, url), prefix, ...options })
   const lost: unknown[] = []
   appB.slots.on('lost', event => lost.push(event))
-  await sleep(100)
+  await appB.slots.ready
 
   const held = await appA.slots.acquire('user', 'c', 1)
   const waiting = appB.slots.acquire('user', 'c', 1)

@@ -19,7 +19,6 @@ t.test('a release in another process wakes the waiter through Redis pub/sub', as
   const waiter = await startFixture(t, 'slots-server.ts', { REDIS_URL: url, PREFIX: prefix, MAX: '1', HOLD_MS: '1', BACKOFF_MS: '10000' })
   const response = fetch(`http://127.0.0.1:${String(waiter.hello.port)}/work`)
   await eventually(async () => await redis.zcard(`${prefix}:{user:shared}:tickets`) === 1)
-  await sleep(100) // the waiter's subscription is live well before this
   await held.release()
   const res = await response
   const body = await res.json() as { waitedMs: number }

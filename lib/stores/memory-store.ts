@@ -40,10 +40,12 @@ export class MemoryStore implements SlotStore {
     const state = this.state(tag, now)
     try {
       const before = fair ? state.tickets.size : ahead
+      // A member that already holds (a resent try) is counted in size.
       const held = state.holders.size
       if (held + before < max) {
+        const holding = state.holders.has(member)
         state.holders.set(member, now + leaseMs)
-        return held + before + 1 < max ? AcquireOutcome.AcquiredWithRoom : AcquireOutcome.Acquired
+        return (holding ? held : held + 1) + before < max ? AcquireOutcome.AcquiredWithRoom : AcquireOutcome.Acquired
       }
       if (this.keepHolding(state, member, now, leaseMs)) return AcquireOutcome.Acquired
       if (ticketTtlMs <= 0) return AcquireOutcome.Full
@@ -68,11 +70,12 @@ export class MemoryStore implements SlotStore {
   }
 
   async release (args: ReleaseArgs): Promise<ReleaseOutcome> {
-    return this.giveBack(args, false)
+    return this.giveBack(args)
   }
 
+  /** Giving up is a release: the ticket goes with the slot (see the Redis store's release script). */
   async abandon (args: ReleaseArgs): Promise<void> {
-    this.giveBack(args, true)
+    this.giveBack(args)
   }
 
   onGrant (instanceId: string, listener: GrantListener): GrantSubscription {
@@ -128,20 +131,17 @@ export class MemoryStore implements SlotStore {
     return AcquireOutcome.Full
   }
 
-  private giveBack ({ tag, member, leaseMs = 0 }: ReleaseArgs, leaveQueue: boolean): ReleaseOutcome {
+  private giveBack ({ tag, member, leaseMs = 0 }: ReleaseArgs): ReleaseOutcome {
     const state = this.subjects.get(tag)
     if (state === undefined) return ReleaseOutcome.Gone
-    if (leaveQueue) state.tickets.delete(member)
-    const expiry = state.holders.get(member)
-    if (expiry === undefined) {
-      this.forgetIfEmpty(tag, state)
-      return ReleaseOutcome.Gone
-    }
-    state.holders.delete(member)
     const now = this.now()
+    state.tickets.delete(member)
+    const expiry = state.holders.get(member)
+    state.holders.delete(member)
     const granted = this.grantWaiting(state, now, parseMember(member).instance, leaseMs)
     this.forgetIfEmpty(tag, state)
     this.announce(tag, granted)
+    if (expiry === undefined) return ReleaseOutcome.Gone
     return expiry > now ? ReleaseOutcome.Released : ReleaseOutcome.Lapsed
   }
 
@@ -156,7 +156,8 @@ export class MemoryStore implements SlotStore {
     const granted: Array<[string, boolean]> = []
     for (const waiter of state.tickets.keys()) {
       const { instance: owner, max, claimMs } = parseMember(waiter)
-      if (max > 0) {
+      // A member that already holds (its resent first try found room) only loses its ticket.
+      if (max > 0 && !state.holders.has(waiter)) {
         if (state.holders.size >= max) break
         const claimed = owner !== instance || leaseMs <= 0
         state.holders.set(waiter, now + (claimed ? claimMs : leaseMs))

@@ -14,7 +14,7 @@ t.test('a slot granted by an instance with a short lease stays held by a live re
   const releaser = await slotsApp(t, { redis: client(t, url), prefix, leaseMs: 600, storeTimeoutMs: 100 })
   const receiver = await slotsApp(t, { redis: client(t, url), prefix })
   const newcomer = await slotsApp(t, { redis: client(t, url), prefix })
-  await sleep(100) // the receiver's grant subscription is live
+  await receiver.slots.ready // grants from other instances reach it from now on
 
   const held = await releaser.slots.acquire('user', 'claim', 1)
   const waiting = receiver.slots.acquire('user', 'claim', 1)

@@ -21,7 +21,7 @@ t.test('a process killed with a slot and three waiters leaves nothing after one 
   const instance = String(child.hello.instanceId)
   const keys = ['holders', 'tickets'].map(k => `${prefix}:{user:crash}:${k}`)
   const entriesOfChild = async (): Promise<number> =>
-    (await Promise.all(keys.map(key => redis.zrange(key, 0, -1)))).flat().filter(m => m.startsWith(`${instance}:`)).length
+    (await Promise.all(keys.map(key => redis.zrange(key, '0', '-1')))).flat().filter(m => m.startsWith(`${instance}:`)).length
   t.equal(await entriesOfChild(), 4, 'the child holds one slot and has three tickets')
 
   child.child.kill('SIGKILL')

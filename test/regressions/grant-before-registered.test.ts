@@ -24,7 +24,7 @@ t.test('a grant that arrives while the first try\'s reply is still on its way is
     }
   })
   const waiterApp = await slotsApp(t, { store, backoff: { initialMs: 10_000, maxMs: 10_000 } })
-  await sleep(100) // grant subscriptions are live
+  await waiterApp.slots.ready
 
   const held = await holderApp.slots.acquire('user', 'early', 1)
   const waiting = waiterApp.slots.acquire('user', 'early', 1)

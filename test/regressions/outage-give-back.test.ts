@@ -25,7 +25,7 @@ t.test('after an outage, a slot granted to a waiter that gave up goes straight t
   })
   const waiterApp = await slotsApp(t, { store, backoff: { initialMs: 20, maxMs: 50 } })
   const newcomerApp = await slotsApp(t, { redis: client(t, url), prefix })
-  await sleep(100)
+  await Promise.all([waiterApp.slots.ready, newcomerApp.slots.ready])
 
   const held = await holderApp.slots.acquire('user', 'outage', 1)
   const gaveUp = waiterApp.slots.acquire('user', 'outage', 1).then(() => 'acquired', (err: { code: string }) => err.code)

@@ -6,14 +6,14 @@
  */
 import t from 'tap'
 import { MemoryStore, RedisStore } from '../../lib'
-import { memberName, type GrantListener } from '../../lib/stores/store'
+import { memberName, type GrantListener, type SlotStore } from '../../lib/stores/store'
 import { client, redisUrl, uniquePrefix } from '../helpers/redis'
 import { sleep, slotsApp } from '../helpers/app'
 import { wrapStore } from '../helpers/wrapped-store'
 
 for (const kind of ['redis', 'memory'] as const) {
   t.test(`${kind}: a release without leaseMs grants the waiter its own claim, a live slot`, async t => {
-    const store = kind === 'redis'
+    const store: SlotStore & Required<Pick<SlotStore, 'onGrant'>> = kind === 'redis'
       ? new RedisStore({ client: client(t, await redisUrl(t)), prefix: uniquePrefix('no-lease') })
       : new MemoryStore()
     t.teardown(() => store.close?.())

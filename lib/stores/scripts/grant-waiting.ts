@@ -1,9 +1,10 @@
 /**
- * Lua `grantWaiting(holders, tickets, queue, instance, lease, reply)`: hands free capacity to
+ * Lua `grantWaiting(holders, tickets, queue, instance, lease, reply, leaving)`: hands free capacity to
  * the oldest live tickets, inside the atomic step that freed it (a release) or looked for it
  * (a poll), so a waiter never has to race for a slot. Each ticket is admitted only while the
  * live holders are fewer than its OWN max (carried in its name), and the pass stops at the
- * first live ticket that does not fit: nobody overtakes a waiter.
+ * first live ticket that does not fit: nobody overtakes a waiter. `leaving`, when given, is a
+ * member whose ticket goes first (it released or gave up).
  * A grant to a member of `instance` (the caller, alive since it is asking) gets `lease` and is
  * appended to `reply`; any other grant gets the ticket's own claim and is published on its
  * instance's channel, so a grant to a process that died frees itself after that claim.
@@ -30,8 +31,12 @@ local function notifyGrant (instance, member, holders)
   if not sent or (type(sent) == 'table' and sent.err) then redis.call('PUBLISH', channel, message) end
 end
 
-local function grantWaiting (holders, tickets, queue, instance, lease, reply)
+local function grantWaiting (holders, tickets, queue, instance, lease, reply, leaving)
   if redis.call('EXISTS', queue) == 0 then return end
+  if leaving then
+    redis.call('ZREM', tickets, leaving)
+    redis.call('ZREM', queue, leaving)
+  end
   purgeTickets(tickets, queue)
   redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
   local held = redis.call('ZCARD', holders)
@@ -40,7 +45,8 @@ local function grantWaiting (holders, tickets, queue, instance, lease, reply)
   for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, GRANT_SCAN - 1)) do
     local ticket = redis.call('ZSCORE', tickets, waiter)
     local owner, max, claim = parseMember(waiter)
-    if ticket and tonumber(ticket) > now and max > 0 then
+    -- A member that already holds (its resent first try found room) only loses its ticket.
+    if ticket and tonumber(ticket) > now and max > 0 and not redis.call('ZSCORE', holders, waiter) then
       if held >= max then break end
       local ttl = claim
       if owner == instance and lease > 0 then

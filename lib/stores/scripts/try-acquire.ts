@@ -4,9 +4,11 @@
  * holders: member → lease expiry; tickets: waiting member → ticket expiry; queue: waiting
  * member → arrival order (µs of Redis time), the order grants follow.
  *
- * Both are safe to run twice: a member that already holds a live slot keeps it (full lease,
- * answer 1) and one that already has a live ticket refreshes it, so a resent try never queues
- * behind its own slot or counts its own ticket against maxWaiters.
+ * Both are safe to run twice: a member that already holds a live slot keeps it (full lease)
+ * and one that already has a live ticket refreshes it, so a resent try never queues behind its
+ * own slot or counts its own ticket against maxWaiters. A resent first try that queued and
+ * then found room holds a slot and a stale ticket: grant passes drop a ticket whose member
+ * already holds, and its release removes it.
  */
 export const TRY_ACQUIRE = `
 -- The member's live slot, if it has one, gets a full lease: true; else false.
@@ -53,9 +55,10 @@ local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaite
   -- keeps the common path short and the room it reports exact.
   if held + ahead + 1 >= max then held = held - redis.call('ZREMRANGEBYSCORE', holders, '-inf', now) end
   if held + ahead < max then
-    redis.call('ZADD', holders, now + lease, member)
+    -- ZADD answers 0 for a member that already held (a resent try): it was counted in held.
+    held = held + redis.call('ZADD', holders, now + lease, member)
     keepAlive(holders, lease)
-    if held + ahead + 1 < max then return 2 end
+    if held + ahead < max then return 2 end
     return 1
   end
   if keepHolding(holders, member, lease) then return 1 end
