@@ -13,12 +13,14 @@ import Fastify from 'fastify'
 import fastifyRedis from '@fastify/redis'
 import type { Redis } from 'ioredis'
 import fastifySlots, { MemoryStore, RedisStore, SlotError, pingFrames } from '../lib'
+import { parseMember } from '../lib/stores/store'
 import { client, keysUnder, redisUrl, uniquePrefix } from './helpers/redis'
 import { eventually, slotsApp } from './helpers/app'
 
 type Slot = fastifySlots.Slot
 type SlotStore = fastifySlots.SlotStore
-type Hold = fastifySlots.Hold
+type MemberRef = fastifySlots.MemberRef
+type ReleaseArgs = fastifySlots.ReleaseArgs
 type TryAcquireArgs = fastifySlots.TryAcquireArgs
 type Options = fastifySlots.FastifySlotsOptions
 
@@ -55,24 +57,29 @@ class RecordingStore implements SlotStore {
     return await this.inner.tryAcquire(args)
   }
 
-  async release (hold: Hold): Promise<void> {
-    this.calls.push(['release', { ...hold }])
-    await this.inner.release(hold)
+  async poll (args: TryAcquireArgs): Promise<fastifySlots.AcquireOutcome> {
+    this.calls.push(['poll', { ...args }])
+    return await this.inner.poll(args)
   }
 
-  async leaveQueue (hold: Hold): Promise<void> {
-    this.calls.push(['leaveQueue', { ...hold }])
-    await this.inner.leaveQueue(hold)
+  async release (args: ReleaseArgs): Promise<fastifySlots.ReleaseOutcome> {
+    this.calls.push(['release', { ...args }])
+    return await this.inner.release(args)
   }
 
-  async renew (holds: readonly Hold[], leaseMs: number): Promise<boolean[]> {
+  async abandon (args: ReleaseArgs): Promise<void> {
+    this.calls.push(['abandon', { ...args }])
+    await this.inner.abandon(args)
+  }
+
+  async renew (holds: readonly MemberRef[], leaseMs: number): Promise<boolean[]> {
     this.calls.push(['renew', { holds: holds.length, leaseMs }])
     return await this.inner.renew(holds, leaseMs)
   }
 
-  async refreshTickets (holds: readonly Hold[], ticketTtlMs: number): Promise<void> {
+  async refreshTickets (holds: readonly MemberRef[], ticketTtlMs: number): Promise<boolean[]> {
     this.calls.push(['refreshTickets', { holds: holds.length, ticketTtlMs }])
-    await this.inner.refreshTickets(holds, ticketTtlMs)
+    return await this.inner.refreshTickets(holds, ticketTtlMs)
   }
 }
 
@@ -421,7 +428,7 @@ t.test('a subject\'s holders, waiters and queue keys share one hash tag', async 
   t.equal(secondBypassed, false)
   t.equal(keys.length, 3)
   const tagOf = (key: string): string => key.slice(key.indexOf('{'), key.indexOf('}') + 1)
-  t.same(keys.map(k => k.slice(k.lastIndexOf(':') + 1)).sort(), ['holders', 'queue', 'waiters'], keys.join(' '))
+  t.same(keys.map(k => k.slice(k.lastIndexOf(':') + 1)).sort(), ['holders', 'queue', 'tickets'], keys.join(' '))
   t.equal(new Set(keys.map(tagOf)).size, 1, 'same hash tag, so the same Cluster slot')
   for (const key of keys) {
     t.equal(key.split('{').length - 1, 1, `one '{' in ${key}`)
@@ -553,7 +560,12 @@ interface BadOption {
 const BAD_OPTIONS: BadOption[] = [
   { name: "store 'mongo'", options: { store: 'mongo' }, option: 'store' },
   { name: 'store {} (not a SlotStore)', options: { store: {} }, option: 'store' },
-  { name: 'store missing renew and leaveQueue', options: { store: { tryAcquire: async () => 1, release: async () => {} } }, option: 'store' },
+  { name: 'store missing poll, abandon, renew and refreshTickets', options: { store: { tryAcquire: async () => 1, release: async () => 1 } }, option: 'store' },
+  {
+    name: 'store missing poll and abandon (the old interface, with leaveQueue)',
+    options: { store: { tryAcquire: async () => 1, release: async () => 1, leaveQueue: async () => {}, renew: async () => [], refreshTickets: async () => [] } },
+    option: 'store'
+  },
   { name: 'store null', options: { store: null }, option: 'store' },
   { name: 'store true', options: { store: true }, option: 'store' },
   { name: "redis 'x'", options: { redis: 'x' }, option: 'redis' },
@@ -654,8 +666,9 @@ const plainStore = (): SlotStore => {
   const inner = new MemoryStore()
   return {
     tryAcquire: args => inner.tryAcquire(args),
-    release: hold => inner.release(hold),
-    leaveQueue: hold => inner.leaveQueue(hold),
+    poll: args => inner.poll(args),
+    release: args => inner.release(args),
+    abandon: args => inner.abandon(args),
     renew: (holds, leaseMs) => inner.renew(holds, leaseMs),
     refreshTickets: (holds, ticketTtlMs) => inner.refreshTickets(holds, ticketTtlMs)
   }
@@ -729,10 +742,12 @@ t.test('a custom store receives the subject tag and the effective settings', asy
   t.match(args, { tag: 'user:a%3Ab', max: 2, leaseMs: 5000, maxWaiters: 3 })
   t.type(args.member, 'string')
   t.ok(args.ticketTtlMs > 0, 'a waiting ticket may be taken (maxWaitMs > 0)')
-  t.match(args, { queued: false }, "the first try tells the store it is the member's first")
-  // The limit to fill back up with waiters, a waiter's lease when it is this process's, and
-  // a claim of min(leaseMs, ticket ttl = 2 * (backoff.maxMs 2000 + storeTimeoutMs 1000)) when not.
-  t.same(rest, [['release', { tag: 'user:a%3Ab', member: args.member, max: 2, leaseMs: 5000, claimMs: 5000 }]], 'released with the same hold, once')
+  // The member name carries what a grant to it needs: its max and its claim, the rest of the
+  // lease after a ticket's lifetime (min(2 * (backoff.maxMs 2000 + storeTimeoutMs 1000), leaseMs / 2)).
+  t.match(parseMember(args.member), { max: 2, claimMs: 5000 - args.ticketTtlMs }, 'the member carries its max and claim')
+  t.ok(parseMember(args.member).instance.length > 0, 'and its instance')
+  // The lease of a slot the release grants to a waiter of this process.
+  t.same(rest, [['release', { tag: 'user:a%3Ab', member: args.member, leaseMs: 5000 }]], 'released with the same member, once')
 })
 
 t.test('@fastify/redis decorated: the redis store is the default', async t => {

@@ -9,10 +9,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import fastifySlots from '../lib'
 import { RedisStore } from '../lib/stores/redis-store'
-import { AcquireOutcome, type Hold } from '../lib/stores/store'
+import { AcquireOutcome, ReleaseOutcome, type MemberRef } from '../lib/stores/store'
 import { uniquePrefix } from './helpers/redis'
 import { eventually, sleep } from './helpers/app'
-import { contract } from './helpers/store-contract'
+import { contract, m, seedLapsedRedisTickets } from './helpers/store-contract'
 import {
   clusterClient, clusterHolders, clusterKeysUnder, deleteKeysUnder, missingClusterTools,
   slotMasters, startPrivateCluster, type PrivateCluster
@@ -21,8 +21,8 @@ import {
 type Test = tap.Test
 interface Teardown { teardown: (fn: () => unknown) => void }
 
-const { Acquired, AcquiredWithRoom, Waiting, QueueFull } = AcquireOutcome
-const STRUCTURES = ['holders', 'waiters', 'queue'] as const
+const { Acquired, AcquiredWithRoom, Full, QueueFull } = AcquireOutcome
+const STRUCTURES = ['holders', 'tickets', 'queue'] as const
 
 /** A Fastify app with fastify-slots on the given options (a Cluster as `redis`), closed after the test. */
 async function clusterApp (t: Teardown, options: fastifySlots.FastifySlotsOptions): Promise<FastifyInstance> {
@@ -95,7 +95,12 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
         stores.push(created)
         return created
       }
-      return { store: store(redis), peer: () => store(clusterClient(t, cluster)) }
+      const main = store(redis)
+      return {
+        store: main,
+        peer: () => store(clusterClient(t, cluster)),
+        seedLapsedTickets: (tag, members) => seedLapsedRedisTickets(redis, main, tag, members)
+      }
     })
   })
 
@@ -166,7 +171,7 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
       return { tag, slots, master: masterOf(slots[0]) }
     }))
     for (const { tag, slots } of placement) {
-      t.equal(new Set(slots).size, 1, `${tag}: holders, waiters and queue share slot ${slots[0]}`)
+      t.equal(new Set(slots).size, 1, `${tag}: holders, tickets and queue share slot ${slots[0]}`)
     }
     const perMaster = new Map<string, number>()
     for (const { master } of placement) perMaster.set(master, (perMaster.get(master) ?? 0) + 1)
@@ -177,8 +182,8 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     // Write all three structures of every subject through the store, then look at the nodes
     // themselves: each subject's keys are all on its master, and the other masters refuse them.
     for (const tag of tags) {
-      t.equal(await store.tryAcquire({ tag, member: 'h', max: 1, leaseMs: 10_000, maxWaiters: 5, ticketTtlMs: 10_000 }), Acquired)
-      t.equal(await store.tryAcquire({ tag, member: 'w', max: 1, leaseMs: 10_000, maxWaiters: 5, ticketTtlMs: 10_000 }), Waiting)
+      t.equal(await store.tryAcquire({ tag, member: m('h'), max: 1, leaseMs: 10_000, maxWaiters: 5, ticketTtlMs: 10_000 }), Acquired)
+      t.equal(await store.tryAcquire({ tag, member: m('w'), max: 1, leaseMs: 10_000, maxWaiters: 5, ticketTtlMs: 10_000 }), Full)
     }
     let misplaced = 0
     for (const { tag, master } of placement) {
@@ -189,12 +194,12 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
         await t.rejects(node.exists(keys[0]), /MOVED/, `${tag}: ${address} does not serve it`)
       }
     }
-    t.equal(misplaced, 0, "every subject's holders, waiters and queue are all on its master")
+    t.equal(misplaced, 0, "every subject's holders, tickets and queue are all on its master")
     for (const tag of tags) {
-      await store.leaveQueue({ tag, member: 'w' })
-      await store.release({ tag, member: 'h' })
+      await store.abandon({ tag, member: m('w') })
+      t.equal(await store.release({ tag, member: m('h') }), ReleaseOutcome.Released)
     }
-    t.same(await clusterKeysUnder(redis, prefix), [], 'release and leaveQueue removed every key')
+    t.same(await clusterKeysUnder(redis, prefix), [], 'release and abandon removed every key')
   })
 
   t.test('a release in one app grants the slot to a waiter in another app through pub/sub on the cluster', async t => {
@@ -268,7 +273,7 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     t.teardown(() => { store.close(); peer.close() })
     // The peer's waiters are instance 'b'; grants to them arrive on its grant channel.
     const granted = new Map<string, number>()
-    const grants = peer.onGrant('b', (member, claimed) => {
+    const grants = peer.onGrant('b', ({ member }, claimed) => {
       t.ok(claimed, 'a grant to another instance is a claim')
       granted.set(member, (granted.get(member) ?? 0) + 1)
     })
@@ -287,22 +292,24 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
       await admin.config('RESETSTAT')
     }
 
-    const args = (tag: string, member: string, fair = false): Parameters<RedisStore['tryAcquire']>[0] =>
-      ({ tag, member, max: 2, leaseMs: 10_000, maxWaiters: 2, ticketTtlMs: 10_000, fair })
+    // Members are m(name, 2): every one of them has max 2.
+    const args = (tag: string, name: string, fair = false): Parameters<RedisStore['tryAcquire']>[0] =>
+      ({ tag, member: m(name, 2), max: 2, leaseMs: 10_000, maxWaiters: 2, ticketTtlMs: 10_000, fair })
+    const ref = (tag: string, name: string): MemberRef => ({ tag, member: m(name, 2) })
     const each = <T>(fn: (tag: string) => Promise<T>): Promise<T[]> => Promise.all(tags.map(fn))
     const all = (outcome: unknown): unknown[] => Array(tags.length).fill(outcome)
 
     // tryAcquire: every outcome, fair and not, on all subjects at once (all shards in flight).
     t.same(await each(tag => store.tryAcquire(args(tag, 'a:h1'))), all(AcquiredWithRoom), 'tryAcquire: acquired with room')
     t.same(await each(tag => peer.tryAcquire(args(tag, 'b:h2'))), all(Acquired), 'tryAcquire: acquired, now full')
-    t.same(await each(tag => peer.tryAcquire(args(tag, 'b:w1', true))), all(Waiting), 'tryAcquire (fair): waiting')
-    t.same(await each(tag => store.tryAcquire(args(tag, 'a:w2', true))), all(Waiting), 'tryAcquire (fair): waiting behind w1')
+    t.same(await each(tag => peer.tryAcquire(args(tag, 'b:w1', true))), all(Full), 'tryAcquire (fair): waiting')
+    t.same(await each(tag => store.tryAcquire(args(tag, 'a:w2', true))), all(Full), 'tryAcquire (fair): waiting behind w1')
     t.same(await each(tag => store.tryAcquire(args(tag, 'a:w3', true))), all(QueueFull), 'tryAcquire (fair): queue full')
-    t.same(await each(tag => store.tryAcquire({ ...args(tag, 'p'), ticketTtlMs: 0 })), all(Waiting), 'tryAcquire (ticketTtlMs 0): full')
+    t.same(await each(tag => store.tryAcquire({ ...args(tag, 'p'), ticketTtlMs: 0 })), all(Full), 'tryAcquire (ticketTtlMs 0): full')
     t.same(await each(tag => store.tryAcquire({ ...args(tag, 'n'), ahead: 1 })), all(QueueFull), 'tryAcquire (ahead): full')
 
     // renew and refreshTickets: one call spanning every shard.
-    const holds = (member: string): Hold[] => tags.map(tag => ({ tag, member }))
+    const holds = (name: string): MemberRef[] => tags.map(tag => ref(tag, name))
     t.same(await store.renew([...holds('a:h1'), ...holds('b:h2'), ...holds('ghost')], 10_000),
       [...all(true), ...all(true), ...all(false)], 'renew across shards: one answer per hold, in order')
     t.same(await peer.renew([], 10_000), [], 'renew of nothing')
@@ -312,19 +319,21 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
       t.same(await store.usage(tags), all({ held: 2, waiting: 2 }), 'usage across shards')
     }
 
-    // leaveQueue frees a place; a release grants the slot to the peer's waiter of every subject.
-    await each(tag => store.leaveQueue({ tag, member: 'a:w2' }))
-    t.same(await each(tag => store.tryAcquire(args(tag, 'a:w3', true))), all(Waiting), 'leaveQueue freed a place')
-    await each(tag => store.leaveQueue({ tag, member: 'a:w3' }))
-    await each(tag => store.leaveQueue({ tag, member: 'nobody' }))
-    t.same(await each(tag => store.release({ tag, member: 'a:h1', max: 2, leaseMs: 10_000, claimMs: 5000 })), all(true), 'release')
-    await eventually(() => granted.get('b:w1') === tags.length, 2000)
-    t.same([...granted], [['b:w1', tags.length]], 'each release granted its slot to b:w1, announced from every shard')
+    // abandon frees a place; a release grants the slot to the peer's waiter of every subject.
+    await each(tag => store.abandon(ref(tag, 'a:w2')))
+    t.same(await each(tag => store.tryAcquire(args(tag, 'a:w3', true))), all(Full), 'abandon freed a place')
+    t.same(await each(tag => store.poll(args(tag, 'a:w3', true))), all(Full), 'poll: still full, nothing granted')
+    await each(tag => store.abandon(ref(tag, 'a:w3')))
+    await each(tag => store.abandon(ref(tag, 'nobody')))
+    t.same(await each(tag => store.release({ ...ref(tag, 'a:h1'), leaseMs: 10_000 })), all(ReleaseOutcome.Released), 'release')
+    await eventually(() => granted.get(m('b:w1', 2)) === tags.length, 2000)
+    t.same([...granted], [[m('b:w1', 2), tags.length]], 'each release granted its slot to b:w1, announced from every shard')
     grants.stop()
-    t.same(await each(tag => peer.tryAcquire(args(tag, 'b:w1', true))), all(Acquired), 'the waiter holds the granted slot')
-    await each(tag => store.release({ tag, member: 'nobody' }))
-    await each(tag => peer.release({ tag, member: 'b:h2' }))
-    await each(tag => peer.release({ tag, member: 'b:w1' }))
+    t.same(await each(tag => peer.poll(args(tag, 'b:w1', true))), all(Acquired), 'poll: the waiter holds the granted slot')
+    t.same(await each(tag => peer.tryAcquire(args(tag, 'b:w1', true))), all(Acquired), 'and so does its try')
+    t.same(await each(tag => store.release(ref(tag, 'nobody'))), all(ReleaseOutcome.Gone), 'release of nobody: Gone')
+    t.same(await each(tag => peer.release(ref(tag, 'b:h2'))), all(ReleaseOutcome.Released))
+    await each(tag => peer.abandon(ref(tag, 'b:w1')))
     t.same(await clusterKeysUnder(redis, prefix), [], 'every key is gone')
 
     // No node answered any command with an error (ioredis' EVALSHA → NOSCRIPT → EVAL
@@ -341,7 +350,7 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     const strays = touched.filter(({ key }) => !expected.has(key))
     t.same(strays, [], 'no script wrote a key it was not given')
     const written = new Set(touched.map(({ key }) => key))
-    t.same([...written].sort(), [...expected].sort(), 'holders, waiters and queue of every subject were written')
+    t.same([...written].sort(), [...expected].sort(), 'holders, tickets and queue of every subject were written')
     const wrongNode: string[] = []
     for (const { node, key: k } of touched) {
       if (masterOf(await redis.cluster('KEYSLOT', k)) !== node) wrongNode.push(`${k} on ${node}`)

@@ -4,9 +4,10 @@
  */
 import t from 'tap'
 import { client, keysUnder, redisUrl, uniquePrefix } from './helpers/redis'
-import { contract } from './helpers/store-contract'
+import { contract, seedLapsedRedisTickets } from './helpers/store-contract'
 import { RedisStore } from '../lib/stores/redis-store'
 import { MemoryStore } from '../lib/stores/memory-store'
+import { parseMember } from '../lib/stores/store'
 
 t.test('RedisStore', async t => {
   const url = await redisUrl(t)
@@ -21,16 +22,39 @@ t.test('RedisStore', async t => {
   contract(t, async t => {
     const prefix = uniquePrefix('contract')
     prefixes.push(prefix)
+    const store = new RedisStore({ client: redis, prefix })
+    t.teardown(() => store.close())
     return {
-      store: new RedisStore({ client: redis, prefix }),
-      peer: () => new RedisStore({ client: client(t, url), prefix })
+      store,
+      peer: () => {
+        const peer = new RedisStore({ client: client(t, url), prefix })
+        t.teardown(() => peer.close())
+        return peer
+      },
+      seedLapsedTickets: (tag, members) => seedLapsedRedisTickets(redis, store, tag, members)
     }
   })
 })
 
 t.test('MemoryStore', async t => {
   contract(t, async () => {
-    const store = new MemoryStore()
-    return { store, peer: () => store }
+    // A clock that can be set back, to take tickets that have lapsed by the time it is reset.
+    let skew = 0
+    const store = new MemoryStore({ now: () => Date.now() + skew })
+    return {
+      store,
+      peer: () => store,
+      seedLapsedTickets: async (tag, members) => {
+        skew = -600_000
+        try {
+          for (const member of members) {
+            const max = parseMember(member).max
+            await store.tryAcquire({ tag, member, max, leaseMs: 1000, maxWaiters: members.length, ticketTtlMs: 1000 })
+          }
+        } finally {
+          skew = 0
+        }
+      }
+    }
   })
 })

@@ -2,31 +2,79 @@
  * The SlotStore contract: one suite, run against every store the plugin ships (and against a
  * Redis Cluster by test/cluster.test.ts). Each case gets a fresh store (a fresh key prefix for
  * Redis) and talks to it only through the interface.
+ *
+ * Members are real member names (memberName): a ticket carries its own max and claim, and a
+ * grant admits it only while the live holders are fewer than that max. `m('a:w1', 3)` is the
+ * member 'w1' of instance 'a' with max 3; a name without an instance belongs to instance 't'.
  */
 import { randomBytes } from 'node:crypto'
 import { eventually, sleep } from './app'
-import { AcquireOutcome, type SlotStore, type TryAcquireArgs } from '../../lib/stores/store'
+import {
+  AcquireOutcome, isAcquired, memberName, ReleaseOutcome, type MemberRef, type SlotStore, type TryAcquireArgs
+} from '../../lib/stores/store'
+import type { RedisStore } from '../../lib/stores/redis-store'
 
 type Test = tap.Test
+
+/** The commands seedLapsedRedisTickets sends (an ioredis Redis or Cluster). */
+interface RedisLike {
+  time: () => Promise<unknown[]>
+  zadd: (key: string, ...scoresAndMembers: Array<string | number>) => Promise<unknown>
+}
 
 export interface Backend {
   store: SlotStore
   /** Another store on the same backing data (another client for Redis), for concurrency. */
   peer: () => SlotStore
+  /**
+   * Puts `members` in the subject's queue as tickets that have already lapsed (but are not yet
+   * purged), ahead of any ticket taken later. Optional: the test that needs it passes without.
+   */
+  seedLapsedTickets?: (tag: string, members: readonly string[]) => Promise<void>
 }
 
 export type Factory = (t: Test) => Promise<Backend>
 
-const { Acquired, AcquiredWithRoom, Waiting, QueueFull } = AcquireOutcome
+const { Acquired, AcquiredWithRoom, Full, QueueFull } = AcquireOutcome
+const { Released, Lapsed, Gone } = ReleaseOutcome
+
+const DEFAULT_CLAIM_MS = 3000
+const counters = new Map<string, number>()
+
+/**
+ * The member name of the short name `name` ('<instance>:<name>' or just '<name>', instance
+ * 't') with its own `max` and claim: the same arguments always give the same member.
+ */
+export function m (name: string, max = 1, claimMs = DEFAULT_CLAIM_MS): string {
+  const colon = name.indexOf(':')
+  const instance = colon < 0 ? 't' : name.slice(0, colon)
+  const key = `${name}/${max}/${claimMs}`
+  let counter = counters.get(key)
+  if (counter === undefined) {
+    counter = counters.size + 1
+    counters.set(key, counter)
+  }
+  return memberName(instance, counter, max, claimMs)
+}
 
 /** Both acquired outcomes as one (whether room is left is tested on its own). */
 function held (outcome: AcquireOutcome): AcquireOutcome {
   return outcome === AcquiredWithRoom ? Acquired : outcome
 }
 
-/** Defaults that keep a test's holders and tickets alive well past its end. */
-function args (tag: string, member: string, overrides: Partial<TryAcquireArgs> = {}): TryAcquireArgs {
-  return { tag, member, max: 1, leaseMs: 10_000, maxWaiters: 10, ticketTtlMs: 10_000, ...overrides }
+type ArgOverrides = Partial<Omit<TryAcquireArgs, 'tag' | 'member'>> & { claimMs?: number }
+
+/**
+ * The arguments for member `name` (built by {@link m} from its max and claim). Defaults keep a
+ * test's holders and tickets alive well past its end.
+ */
+function args (tag: string, name: string, { claimMs, ...overrides }: ArgOverrides = {}): TryAcquireArgs {
+  const max = overrides.max ?? 1
+  return { tag, member: m(name, max, claimMs), max, leaseMs: 10_000, maxWaiters: 10, ticketTtlMs: 10_000, ...overrides }
+}
+
+function ref (tag: string, name: string, max = 1, claimMs = DEFAULT_CLAIM_MS): MemberRef {
+  return { tag, member: m(name, max, claimMs) }
 }
 
 function newTag (): string {
@@ -40,7 +88,13 @@ function newTag (): string {
  */
 async function isFull (store: SlotStore, tag: string, max: number): Promise<boolean> {
   const probe = `probe-${randomBytes(4).toString('hex')}`
-  return await store.tryAcquire(args(tag, probe, { max, ticketTtlMs: 0 })) === Waiting
+  return await store.tryAcquire(args(tag, probe, { max, ticketTtlMs: 0 })) === Full
+}
+
+/** Live holders and tickets of one subject (every shipped store has usage). */
+async function load (store: SlotStore, tag: string): Promise<{ held: number, waiting: number }> {
+  const [usage] = await store.usage!([tag])
+  return usage
 }
 
 /**
@@ -49,7 +103,7 @@ async function isFull (store: SlotStore, tag: string, max: number): Promise<bool
  */
 async function recordGrants (t: Test, store: SlotStore, instanceId: string): Promise<Array<[string, boolean]>> {
   const grants: Array<[string, boolean]> = []
-  const subscription = store.onGrant!(instanceId, (member, claimed) => grants.push([member, claimed]))
+  const subscription = store.onGrant!(instanceId, ({ member }, claimed) => grants.push([member, claimed]))
   t.teardown(async () => {
     subscription.stop()
     await store.close?.()
@@ -58,28 +112,42 @@ async function recordGrants (t: Test, store: SlotStore, instanceId: string): Pro
   return grants
 }
 
+/**
+ * Writes lapsed tickets straight into a subject's `tickets` and `queue` sets (ZADD in chunks):
+ * expired a minute ago by Redis time, queued before anything taken from now on.
+ */
+export async function seedLapsedRedisTickets (redis: RedisLike, store: RedisStore, tag: string, members: readonly string[]): Promise<void> {
+  const [seconds] = await redis.time()
+  const expired = Number(seconds) * 1000 - 60_000
+  for (let i = 0; i < members.length; i += 1000) {
+    const chunk = members.slice(i, i + 1000)
+    await redis.zadd(store.key(tag, 'tickets'), ...chunk.flatMap(member => [expired, member]))
+    await redis.zadd(store.key(tag, 'queue'), ...chunk.flatMap((member, j) => [i + j + 1, member]))
+  }
+}
+
 export function contract (t: Test, factory: Factory): void {
-  t.test('acquires up to max, then answers Waiting', async t => {
+  t.test('acquires up to max, then answers Full', async t => {
     const { store } = await factory(t)
     const tag = newTag()
-    for (const m of ['a', 'b', 'c']) {
-      t.equal(held(await store.tryAcquire(args(tag, m, { max: 3 }))), Acquired, `${m} acquires`)
+    for (const name of ['a', 'b', 'c']) {
+      t.equal(held(await store.tryAcquire(args(tag, name, { max: 3 }))), Acquired, `${name} acquires`)
     }
-    t.equal(held(await store.tryAcquire(args(tag, 'd', { max: 3 }))), Waiting, 'the 4th waits')
-    t.equal(held(await store.tryAcquire(args(tag, 'e', { max: 3 }))), Waiting, 'and so does the 5th')
+    t.equal(held(await store.tryAcquire(args(tag, 'd', { max: 3 }))), Full, 'the 4th waits')
+    t.equal(held(await store.tryAcquire(args(tag, 'e', { max: 3 }))), Full, 'and so does the 5th')
     // Subjects are independent.
     t.equal(held(await store.tryAcquire(args(newTag(), 'd', { max: 3 }))), Acquired, 'another subject is free')
   })
 
-  t.test('ticketTtlMs 0: full answers Waiting without queueing', async t => {
+  t.test('ticketTtlMs 0: full answers Full without queueing', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
-    t.equal(held(await store.tryAcquire(args(tag, 'x', { ticketTtlMs: 0, maxWaiters: 1 }))), Waiting, 'full, not queued')
+    t.equal(held(await store.tryAcquire(args(tag, 'x', { ticketTtlMs: 0, maxWaiters: 1 }))), Full, 'full, not queued')
     // With room for one ticket, 'w' takes it: 'x' did not.
-    t.equal(held(await store.tryAcquire(args(tag, 'w', { maxWaiters: 1 }))), Waiting, 'the single queue place was still free')
+    t.equal(held(await store.tryAcquire(args(tag, 'w', { maxWaiters: 1 }))), Full, 'the single queue place was still free')
     t.equal(held(await store.tryAcquire(args(tag, 'z', { maxWaiters: 1 }))), QueueFull, 'and now it is taken')
-    t.equal(held(await store.tryAcquire(args(tag, 'x', { ticketTtlMs: 0, maxWaiters: 1 }))), Waiting,
+    t.equal(held(await store.tryAcquire(args(tag, 'x', { ticketTtlMs: 0, maxWaiters: 1 }))), Full,
       'ticketTtlMs 0 never reports QueueFull: it does not ask for a place')
   })
 
@@ -89,7 +157,7 @@ export function contract (t: Test, factory: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag, 'a', { max: 2 }))), Acquired)
     t.equal(held(await store.tryAcquire(args(tag, 'a', { max: 2 }))), Acquired, 'again: still Acquired')
     t.equal(held(await store.tryAcquire(args(tag, 'b', { max: 2 }))), Acquired, 'the second slot is still free')
-    t.equal(held(await store.tryAcquire(args(tag, 'c', { max: 2 }))), Waiting, 'a and b hold both slots')
+    t.equal(held(await store.tryAcquire(args(tag, 'c', { max: 2 }))), Full, 'a and b hold both slots')
     t.equal(held(await store.tryAcquire(args(tag, 'a', { max: 2 }))), Acquired, 'a holder re-acquires even when full')
 
     // The refresh extends the lease: 'r' holds 200 ms, re-acquires at ~100 ms for 400 ms,
@@ -102,26 +170,79 @@ export function contract (t: Test, factory: Factory): void {
     t.ok(await isFull(store, tag2, 1), 'the refreshed lease outlived the first one')
   })
 
-  t.test('release frees a slot and is a no-op when absent', async t => {
+  t.test('tryAcquire run twice (a resent command) finds its own slot or ticket', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    const first = await store.tryAcquire(args(tag, 'a'))
+    const second = await store.tryAcquire(args(tag, 'a'))
+    t.ok(isAcquired(first) && isAcquired(second), `max 1, free: acquired both times (${first}, ${second})`)
+    t.same(await load(store, tag), { held: 1, waiting: 0 }, 'one slot held, no ticket')
+
+    const tag2 = newTag()
+    t.equal(await store.tryAcquire(args(tag2, 'a', { max: 3 })), AcquiredWithRoom)
+    t.equal(await store.tryAcquire(args(tag2, 'a', { max: 3 })), AcquiredWithRoom, 'max 3: the resend still sees two free slots')
+    t.same(await load(store, tag2), { held: 1, waiting: 0 }, 'one slot held')
+
+    // Full, maxWaiters 0: QueueFull both times, and nothing queued.
+    const tag3 = newTag()
+    t.equal(held(await store.tryAcquire(args(tag3, 'h'))), Acquired)
+    t.equal(await store.tryAcquire(args(tag3, 'w', { maxWaiters: 0 })), QueueFull, 'maxWaiters 0: no ticket')
+    t.equal(await store.tryAcquire(args(tag3, 'w', { maxWaiters: 0 })), QueueFull, 'again: no ticket')
+    t.same(await load(store, tag3), { held: 1, waiting: 0 })
+
+    // Full, maxWaiters 1: Full with a ticket, and the resend does not count its own ticket.
+    t.equal(await store.tryAcquire(args(tag3, 'w', { maxWaiters: 1 })), Full, 'maxWaiters 1: a ticket')
+    t.equal(await store.tryAcquire(args(tag3, 'w', { maxWaiters: 1 })), Full, 'resent: Full again, not QueueFull')
+    t.same(await load(store, tag3), { held: 1, waiting: 1 }, 'the same single ticket')
+    t.equal(await store.tryAcquire(args(tag3, 'x', { maxWaiters: 1 })), QueueFull, "another member counts w's ticket")
+  })
+
+  t.test('a resent tryAcquire that finds room: its stale ticket is never granted and goes with its release', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    t.equal(held(await store.tryAcquire(args(tag, 'h', { max: 2, leaseMs: 150 }))), Acquired)
+    t.equal(held(await store.tryAcquire(args(tag, 'g', { max: 2 }))), Acquired)
+    t.equal(await store.tryAcquire(args(tag, 'w', { max: 2 })), Full, 'w takes a ticket')
+    t.equal(await store.tryAcquire(args(tag, 'v', { max: 2 })), Full, 'v queues behind it')
+    await sleep(250)
+    // h's lease lapsed with no grant pass: the resent try finds the room itself.
+    t.ok(isAcquired(await store.tryAcquire(args(tag, 'w', { max: 2 }))), 'the resend acquires')
+    t.equal(await store.release(ref(tag, 'g', 2)), Released, 'a release runs a grant pass')
+    t.same(await store.renew([ref(tag, 'v', 2)], 10_000), [true], "the freed slot went to v: w's stale ticket was not granted again")
+    t.same(await load(store, tag), { held: 2, waiting: 0 }, 'and it is gone')
+    t.equal(await store.release(ref(tag, 'w', 2)), Released)
+    t.same(await load(store, tag), { held: 1, waiting: 0 }, 'its release does not grant its own slot back to it')
+  })
+
+  t.test('release answers Released, then Gone; Lapsed for an expired lease', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a'))), Acquired)
-    t.equal(held(await store.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Waiting)
-    await store.release({ tag, member: 'a' })
+    t.equal(held(await store.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Full)
+    t.equal(await store.release(ref(tag, 'a')), Released, 'a live slot')
     t.equal(held(await store.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Acquired, 'the freed slot goes to b')
 
-    // Releasing an unknown member, twice, or on an unknown subject changes nothing.
-    await store.release({ tag, member: 'a' })
-    await store.release({ tag, member: 'nobody' })
-    await store.release({ tag: newTag(), member: 'nobody' })
+    // Releasing twice (a resent release), an unknown member or on an unknown subject changes nothing.
+    t.equal(await store.release(ref(tag, 'a')), Gone, 'released already')
+    t.equal(await store.release(ref(tag, 'nobody')), Gone)
+    t.equal(await store.release(ref(newTag(), 'nobody')), Gone)
     t.ok(await isFull(store, tag, 1), 'b still holds the slot')
+
+    // A lapsed entry still there (the long holder keeps the subject alive, nothing purged it).
+    const tag2 = newTag()
+    t.equal(held(await store.tryAcquire(args(tag2, 'long', { max: 2 }))), Acquired)
+    t.equal(held(await store.tryAcquire(args(tag2, 'short', { max: 2, leaseMs: 100 }))), Acquired)
+    await sleep(200)
+    t.equal(await store.release(ref(tag2, 'short', 2)), Lapsed, 'its lease had lapsed')
+    t.equal(await store.release(ref(tag2, 'short', 2)), Gone, 'and then it is gone')
+    t.equal(await store.release(ref(tag2, 'long', 2)), Released)
   })
 
   t.test('an expired lease frees its slot', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a', { leaseMs: 150 }))), Acquired)
-    t.equal(held(await store.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Waiting, 'a holds it for now')
+    t.equal(held(await store.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Full, 'a holds it for now')
     await sleep(250)
     t.equal(held(await store.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Acquired, 'a expired: b gets the slot')
   })
@@ -131,27 +252,27 @@ export function contract (t: Test, factory: Factory): void {
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a', { leaseMs: 300 }))), Acquired)
     await sleep(200)
-    t.same(await store.renew([{ tag, member: 'a' }], 300), [true], 'live: renewed')
+    t.same(await store.renew([ref(tag, 'a')], 300), [true], 'live: renewed')
     await sleep(200)
     // ~400 ms: past the first lease, inside the renewed one.
     t.ok(await isFull(store, tag, 1), 'a still holds the slot')
-    t.same(await store.renew([{ tag, member: 'a' }], 300), [true], 'and can renew again')
+    t.same(await store.renew([ref(tag, 'a')], 300), [true], 'and can renew again')
   })
 
   t.test('renew returns false for a member that never held or expired, and does not re-add it', async t => {
     const { store } = await factory(t)
     const tag = newTag()
-    t.same(await store.renew([{ tag, member: 'ghost' }], 1000), [false], 'unknown subject')
+    t.same(await store.renew([ref(tag, 'ghost')], 1000), [false], 'unknown subject')
     t.equal(held(await store.tryAcquire(args(tag, 'long', { max: 2, leaseMs: 10_000 }))), Acquired)
-    t.same(await store.renew([{ tag, member: 'ghost' }], 1000), [false], 'known subject, never held')
+    t.same(await store.renew([ref(tag, 'ghost')], 1000), [false], 'known subject, never held')
 
     t.equal(held(await store.tryAcquire(args(tag, 'short', { max: 2, leaseMs: 100 }))), Acquired)
     await sleep(200)
-    t.same(await store.renew([{ tag, member: 'short' }], 10_000), [false], 'expired: not renewed')
-    t.same(await store.renew([{ tag, member: 'short' }], 10_000), [false], 'still not (it was not re-added)')
+    t.same(await store.renew([ref(tag, 'short', 2)], 10_000), [false], 'expired: not renewed')
+    t.same(await store.renew([ref(tag, 'short', 2)], 10_000), [false], 'still not (it was not re-added)')
     t.equal(held(await store.tryAcquire(args(tag, 'c', { max: 2, ticketTtlMs: 0 }))), Acquired, 'the expired slot is free')
-    t.equal(held(await store.tryAcquire(args(tag, 'd', { max: 2, ticketTtlMs: 0 }))), Waiting, 'long and c hold both slots')
-    t.same(await store.renew([{ tag, member: 'ghost' }], 1000), [false], 'renew does not add a new holder either')
+    t.equal(held(await store.tryAcquire(args(tag, 'd', { max: 2, ticketTtlMs: 0 }))), Full, 'long and c hold both slots')
+    t.same(await store.renew([ref(tag, 'ghost')], 1000), [false], 'renew does not add a new holder either')
     t.equal(held(await store.tryAcquire(args(tag, 'd', { max: 3, ticketTtlMs: 0 }))), Acquired, 'only two holders: long and c')
   })
 
@@ -164,11 +285,11 @@ export function contract (t: Test, factory: Factory): void {
     t.equal(held(await store.tryAcquire(args(tagB, 'b1'))), Acquired)
     await sleep(200)
     t.same(await store.renew([
-      { tag: tagA, member: 'a2' },
-      { tag: tagB, member: 'b1' },
-      { tag: tagA, member: 'nobody' },
-      { tag: tagA, member: 'a1' },
-      { tag: newTag(), member: 'a1' }
+      ref(tagA, 'a2', 3),
+      ref(tagB, 'b1'),
+      ref(tagA, 'nobody'),
+      ref(tagA, 'a1', 3),
+      ref(newTag(), 'a1', 3)
     ], 5000), [false, true, false, true, false])
     t.same(await store.renew([], 5000), [], 'no holds, no answers')
   })
@@ -176,16 +297,16 @@ export function contract (t: Test, factory: Factory): void {
   t.test('the wait queue is bounded by maxWaiters', async t => {
     const { store } = await factory(t)
     const tag = newTag()
-    const q = (member: string): Promise<AcquireOutcome> => store.tryAcquire(args(tag, member, { maxWaiters: 3 }))
+    const q = (name: string): Promise<AcquireOutcome> => store.tryAcquire(args(tag, name, { maxWaiters: 3 }))
     t.equal(held(await q('h')), Acquired)
-    t.equal(held(await q('w1')), Waiting)
-    t.equal(held(await q('w2')), Waiting)
-    t.equal(held(await q('w3')), Waiting)
+    t.equal(held(await q('w1')), Full)
+    t.equal(held(await q('w2')), Full)
+    t.equal(held(await q('w3')), Full)
     t.equal(held(await q('w4')), QueueFull, 'the 4th distinct waiter is refused')
-    t.equal(held(await q('w2')), Waiting, 'an already queued member refreshes its ticket')
+    t.equal(held(await q('w2')), Full, 'an already queued member refreshes its ticket')
     t.equal(held(await q('w4')), QueueFull, 'w4 was not queued by its refused attempt')
     // A larger bound on a later call lets more in (the bound is per call).
-    t.equal(held(await store.tryAcquire(args(tag, 'w4', { maxWaiters: 4 }))), Waiting)
+    t.equal(held(await store.tryAcquire(args(tag, 'w4', { maxWaiters: 4 }))), Full)
     t.equal(held(await store.tryAcquire(args(tag, 'w5', { maxWaiters: 4 }))), QueueFull)
   })
 
@@ -193,39 +314,69 @@ export function contract (t: Test, factory: Factory): void {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
-    t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1, ticketTtlMs: 150 }))), Waiting)
+    t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1, ticketTtlMs: 150 }))), Full)
     t.equal(held(await store.tryAcquire(args(tag, 'w2', { maxWaiters: 1 }))), QueueFull, 'w1 holds the only place')
     await sleep(250)
-    t.equal(held(await store.tryAcquire(args(tag, 'w2', { maxWaiters: 1 }))), Waiting, "w1's ticket expired")
+    t.equal(held(await store.tryAcquire(args(tag, 'w2', { maxWaiters: 1 }))), Full, "w1's ticket expired")
     t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1 }))), QueueFull, 'w1 lost its place')
   })
 
-  t.test('leaveQueue frees a queue place and is a no-op when absent', async t => {
+  t.test('abandon frees a queue place and is a no-op when absent', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
-    t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1 }))), Waiting)
+    t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1 }))), Full)
     t.equal(held(await store.tryAcquire(args(tag, 'w2', { maxWaiters: 1 }))), QueueFull)
-    await store.leaveQueue({ tag, member: 'w1' })
-    t.equal(held(await store.tryAcquire(args(tag, 'w2', { maxWaiters: 1 }))), Waiting, 'w2 takes the freed place')
+    await store.abandon(ref(tag, 'w1'))
+    t.equal(held(await store.tryAcquire(args(tag, 'w2', { maxWaiters: 1 }))), Full, 'w2 takes the freed place')
 
-    await store.leaveQueue({ tag, member: 'w1' })
-    await store.leaveQueue({ tag, member: 'nobody' })
-    await store.leaveQueue({ tag: newTag(), member: 'nobody' })
-    // leaveQueue leaves holders alone, even when named.
-    await store.leaveQueue({ tag, member: 'h' })
+    await store.abandon(ref(tag, 'w1'))
+    await store.abandon(ref(tag, 'nobody'))
+    await store.abandon(ref(newTag(), 'nobody'))
     t.ok(await isFull(store, tag, 1), 'h still holds the slot')
     t.equal(held(await store.tryAcquire(args(tag, 'w3', { maxWaiters: 1 }))), QueueFull, "w2's ticket is still there")
+    t.same(await store.refreshTickets([ref(tag, 'w1'), ref(tag, 'w2')], 10_000), [false, true])
   })
 
-  t.test("acquiring removes the member's own ticket", async t => {
+  t.test("abandon gives back the member's slot too, and grants it", async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
-    t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1 }))), Waiting, 'w1 queues')
-    await store.release({ tag, member: 'h' })
-    t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1 }))), Acquired, 'w1 gets the slot')
-    t.equal(held(await store.tryAcquire(args(tag, 'w2', { maxWaiters: 1 }))), Waiting, "w1's ticket is gone: its place is free")
+    t.equal(await store.tryAcquire(args(tag, 'w')), Full)
+    await store.abandon({ ...ref(tag, 'h'), leaseMs: 10_000 })
+    t.same(await store.renew([ref(tag, 'h')], 10_000), [false], "the abandoning member's slot is gone")
+    t.equal(await store.poll(args(tag, 'w')), Acquired, 'it went to the waiting ticket')
+    t.same(await load(store, tag), { held: 1, waiting: 0 })
+  })
+
+  t.test('abandon removes a ticket and a just-granted slot together, and hands that slot to the next ticket', async t => {
+    const { store } = await factory(t)
+    if (store.onGrant === undefined) return t.pass('this store does not grant')
+    const tag = newTag()
+    const recorded = await recordGrants(t, store, 'a')
+    const grants = (): string[] => recorded.map(([member]) => member)
+    t.equal(held(await store.tryAcquire(args(tag, 'a:h'))), Acquired)
+    t.equal(await store.tryAcquire(args(tag, 'a:w1')), Full)
+    t.equal(await store.tryAcquire(args(tag, 'a:w2')), Full)
+    t.equal(await store.release({ ...ref(tag, 'a:h'), leaseMs: 10_000 }), Released)
+    t.same(grants(), [m('a:w1')], 'the slot went to a:w1')
+    // a:w1 stopped waiting before it learnt of the grant: it abandons.
+    await store.abandon({ ...ref(tag, 'a:w1'), leaseMs: 10_000 })
+    t.same(grants(), [m('a:w1'), m('a:w2')], 'the slot a:w1 was granted went on to a:w2 in the same step')
+    t.same(await store.renew([ref(tag, 'a:w1')], 10_000), [false], 'a:w1 holds nothing')
+    t.same(await store.refreshTickets([ref(tag, 'a:w1')], 10_000), [false], 'and has no ticket')
+    t.same(await store.renew([ref(tag, 'a:w2')], 10_000), [true], 'a:w2 holds the slot')
+    t.same(await load(store, tag), { held: 1, waiting: 0 })
+  })
+
+  t.test('a grant removes the member\'s ticket', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
+    t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1 }))), Full, 'w1 queues')
+    t.equal(await store.release({ ...ref(tag, 'h'), leaseMs: 10_000 }), Released)
+    t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1 }))), Acquired, 'w1 got the slot')
+    t.equal(held(await store.tryAcquire(args(tag, 'w2', { maxWaiters: 1 }))), Full, "w1's ticket is gone: its place is free")
     t.equal(held(await store.tryAcquire(args(tag, 'w3', { maxWaiters: 1 }))), QueueFull)
   })
 
@@ -237,8 +388,8 @@ export function contract (t: Test, factory: Factory): void {
     t.ok(await isFull(store, tag, 2), 'both hold a slot')
     await sleep(200)
     t.equal(held(await store.tryAcquire(args(tag, 'x', { max: 2, ticketTtlMs: 0 }))), Acquired, "short's slot is free")
-    t.equal(held(await store.tryAcquire(args(tag, 'y', { max: 2, ticketTtlMs: 0 }))), Waiting, 'long still holds the other')
-    t.same(await store.renew([{ tag, member: 'long' }, { tag, member: 'short' }], 10_000), [true, false])
+    t.equal(held(await store.tryAcquire(args(tag, 'y', { max: 2, ticketTtlMs: 0 }))), Full, 'long still holds the other')
+    t.same(await store.renew([ref(tag, 'long', 2), ref(tag, 'short', 2)], 10_000), [true, false])
 
     // The other way round: a long lease taken after a short one outlives it.
     const tag2 = newTag()
@@ -246,7 +397,7 @@ export function contract (t: Test, factory: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag2, 'long', { max: 2, leaseMs: 10_000 }))), Acquired)
     await sleep(200)
     t.equal(held(await store.tryAcquire(args(tag2, 'x', { max: 2, ticketTtlMs: 0 }))), Acquired)
-    t.equal(held(await store.tryAcquire(args(tag2, 'y', { max: 2, ticketTtlMs: 0 }))), Waiting, 'long outlived short')
+    t.equal(held(await store.tryAcquire(args(tag2, 'y', { max: 2, ticketTtlMs: 0 }))), Full, 'long outlived short')
   })
 
   t.test('an acquire says whether room is left', async t => {
@@ -256,7 +407,19 @@ export function contract (t: Test, factory: Factory): void {
     t.equal(await store.tryAcquire(args(tag, 'b', { max: 3 })), AcquiredWithRoom, '2 of 3')
     t.equal(await store.tryAcquire(args(tag, 'c', { max: 3 })), Acquired, '3 of 3: now full')
     t.equal(await store.tryAcquire(args(tag, 'a', { max: 3 })), Acquired, 'a refresh of a full subject')
-    await store.release({ tag, member: 'c' })
+    // Expired leases are purged before the answer: a lapsed holder does not hide the room.
+    const tag2 = newTag()
+    t.equal(await store.tryAcquire(args(tag2, 'short', { max: 2, leaseMs: 100 })), AcquiredWithRoom)
+    await sleep(200)
+    t.equal(await store.tryAcquire(args(tag2, 'a', { max: 2 })), AcquiredWithRoom, 'the lapsed lease does not count: room is left')
+    t.equal(await store.tryAcquire(args(tag2, 'b', { max: 2 })), Acquired, 'now full')
+  })
+
+  t.test('a holder\'s refresh says whether room is left', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    t.equal(held(await store.tryAcquire(args(tag, 'a', { max: 3 }))), Acquired)
+    t.equal(held(await store.tryAcquire(args(tag, 'b', { max: 3 }))), Acquired)
     t.equal(await store.tryAcquire(args(tag, 'a', { max: 3 })), AcquiredWithRoom, 'a refresh with a free slot')
   })
 
@@ -264,59 +427,143 @@ export function contract (t: Test, factory: Factory): void {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a', { max: 3 }))), Acquired)
-    t.equal(await store.tryAcquire(args(tag, 'n', { max: 3, ahead: 2 })), Waiting, 'two free slots, two ahead: wait')
-    t.equal(held(await store.tryAcquire(args(tag, 'n', { max: 3, ahead: 1 }))), Acquired, 'one ahead leaves one for n')
+    t.equal(await store.tryAcquire(args(tag, 'n', { max: 3, ahead: 2 })), Full, 'two free slots, two ahead: wait')
+    t.equal(held(await store.tryAcquire(args(tag, 'n2', { max: 3, ahead: 1 }))), Acquired, 'one ahead leaves one for n2')
   })
 
-  t.test('fair mode serves tickets oldest first, across callers', async t => {
+  t.test('fair mode: newcomers queue behind live tickets, and polls grant the oldest first, across callers', async t => {
     const backend = await factory(t)
     const [s1, s2] = [backend.store, backend.peer()]
     const tag = newTag()
-    const fair = (store: SlotStore, member: string): Promise<AcquireOutcome> =>
-      store.tryAcquire(args(tag, member, { max: 2, fair: true }))
-    t.equal(held(await fair(s1, 'h1')), Acquired)
+    const fair = (store: SlotStore, name: string, leaseMs = 10_000): Promise<AcquireOutcome> =>
+      store.tryAcquire(args(tag, name, { max: 2, fair: true, leaseMs }))
+    const poll = (store: SlotStore, name: string): Promise<AcquireOutcome> => store.poll(args(tag, name, { max: 2, fair: true }))
+    t.equal(held(await fair(s1, 'h1', 150)), Acquired)
     t.equal(held(await fair(s2, 'h2')), Acquired)
-    t.equal(await fair(s1, 'w1'), Waiting)
-    t.equal(await fair(s2, 'w2'), Waiting)
-    t.equal(await fair(s1, 'w3'), Waiting)
-    await s1.release({ tag, member: 'h1' })
-    t.equal(await fair(s2, 'late'), Waiting, 'a newcomer queues behind the tickets')
-    t.equal(await fair(s1, 'w3'), Waiting, 'w3 is not the oldest')
-    t.equal(await fair(s2, 'w2'), Waiting, 'nor is w2')
-    t.equal(held(await fair(s1, 'w1')), Acquired, 'the oldest ticket gets the slot')
-    await s2.release({ tag, member: 'h2' })
-    t.equal(held(await fair(s2, 'w2')), Acquired, 'then the next oldest')
-    await s1.leaveQueue({ tag, member: 'w3' })
-    await s1.release({ tag, member: 'w1' })
-    t.equal(held(await fair(s2, 'late')), Acquired, 'a ticket that left no longer counts ahead')
+    t.equal(await fair(s1, 'w1'), Full)
+    t.equal(await fair(s2, 'w2'), Full)
+    t.equal(await fair(s1, 'w3'), Full)
+    await sleep(250)
+    // h1's lease lapsed: a slot is free, but no grant pass has run yet.
+    t.equal(await fair(s2, 'late'), Full, 'a newcomer queues behind the tickets')
+    t.equal(await fair(s1, 'w3'), Full, 'w3 (resent) is not the oldest')
+    t.equal(await poll(s1, 'w3'), Full, "w3's poll grants the slot, but to the oldest ticket")
+    t.equal(await poll(s2, 'w2'), Full, 'w2 is not the oldest either')
+    t.equal(await poll(s1, 'w1'), Acquired, 'w1 was granted the slot')
+    t.equal(await s2.release(ref(tag, 'h2', 2)), Released)
+    t.equal(await poll(s2, 'w2'), Acquired, 'the next release went to the next oldest')
+    await s1.abandon(ref(tag, 'w3', 2))
+    t.equal(await s1.release(ref(tag, 'w1', 2)), Released)
+    t.equal(await poll(s2, 'late'), Acquired, 'a ticket that was abandoned is skipped')
   })
 
-  t.test('fair mode: an expired ticket does not hold up the line', async t => {
+  t.test('a lapsed ticket neither blocks a grant nor counts ahead in fair mode', async t => {
     const { store } = await factory(t)
     const tag = newTag()
-    const fair = (member: string, ticketTtlMs = 10_000): Promise<AcquireOutcome> =>
-      store.tryAcquire(args(tag, member, { fair: true, ticketTtlMs }))
+    const fair = (name: string, ticketTtlMs = 10_000): Promise<AcquireOutcome> =>
+      store.tryAcquire(args(tag, name, { fair: true, ticketTtlMs }))
     t.equal(held(await fair('h')), Acquired)
-    t.equal(await fair('dead', 100), Waiting)
-    t.equal(await fair('alive'), Waiting)
-    await store.release({ tag, member: 'h' })
-    t.equal(await fair('alive'), Waiting, 'the older ticket goes first while it lives')
+    t.equal(await fair('dead', 100), Full)
+    t.equal(await fair('alive'), Full)
     await sleep(200)
-    t.equal(held(await fair('alive')), Acquired, 'once it lapsed, the next one gets the slot')
+    t.equal(await store.release(ref(tag, 'h')), Released)
+    t.equal(await store.poll(args(tag, 'alive', { fair: true })), Acquired, 'the lapsed head was skipped: alive got the slot')
+
+    const tag2 = newTag()
+    t.equal(held(await store.tryAcquire(args(tag2, 'h', { fair: true, leaseMs: 150 }))), Acquired)
+    t.equal(await store.tryAcquire(args(tag2, 'dead', { fair: true, ticketTtlMs: 100 })), Full)
+    await sleep(250)
+    t.equal(held(await store.tryAcquire(args(tag2, 'n', { fair: true }))), Acquired, 'no live ticket ahead of a newcomer')
   })
 
   t.test('refreshTickets keeps live tickets, not lapsed ones', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
-    t.equal(await store.tryAcquire(args(tag, 'w1', { ticketTtlMs: 300, maxWaiters: 2 })), Waiting)
-    t.equal(await store.tryAcquire(args(tag, 'w2', { ticketTtlMs: 100, maxWaiters: 2 })), Waiting)
+    t.equal(await store.tryAcquire(args(tag, 'w1', { ticketTtlMs: 300, maxWaiters: 2 })), Full)
+    t.equal(await store.tryAcquire(args(tag, 'w2', { ticketTtlMs: 100, maxWaiters: 2 })), Full)
     await sleep(150)
-    await store.refreshTickets([{ tag, member: 'w1' }, { tag, member: 'w2' }], 1000)
+    t.same(await store.refreshTickets([ref(tag, 'w1'), ref(tag, 'w2'), ref(tag, 'nobody')], 1000), [true, false, false])
+    t.same(await store.refreshTickets([ref(tag, 'w2')], 1000), [false], 'a lapsed ticket stays lapsed')
     await sleep(250)
     // w1 (refreshed while alive) still holds a place; w2 lapsed before the refresh and is gone.
-    t.equal(await store.tryAcquire(args(tag, 'n1', { maxWaiters: 2 })), Waiting, 'one place was free')
+    t.equal(await store.tryAcquire(args(tag, 'n1', { maxWaiters: 2 })), Full, 'one place was free')
     t.equal(await store.tryAcquire(args(tag, 'n2', { maxWaiters: 2 })), QueueFull, 'and only one: w1 is still queued')
+  })
+
+  t.test('a ticket refreshed after it lapsed has left the queue: its poll re-queues it at the back', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
+    t.equal(await store.tryAcquire(args(tag, 'w1', { ticketTtlMs: 100 })), Full)
+    t.equal(await store.tryAcquire(args(tag, 'w2')), Full)
+    await sleep(200)
+    t.same(await store.refreshTickets([ref(tag, 'w1')], 10_000), [false], 'lapsed: false')
+    t.same(await load(store, tag), { held: 1, waiting: 1 }, 'only w2 waits')
+    t.equal(await store.poll(args(tag, 'w1')), Full, 'w1 polls: a new ticket, at the back')
+    t.equal(await store.release(ref(tag, 'h')), Released)
+    t.equal(await store.poll(args(tag, 'w1')), Full, 'the slot went to w2, ahead of w1 now')
+    t.equal(await store.poll(args(tag, 'w2')), Acquired)
+  })
+
+  t.test('poll: a member granted earlier answers Acquired; grants to its instance are reported', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    const grants = store.onGrant === undefined ? undefined : await recordGrants(t, store, 'p')
+    t.equal(held(await store.tryAcquire(args(tag, 'x:h'))), Acquired)
+    t.equal(await store.tryAcquire(args(tag, 'p:w')), Full)
+    t.equal(await store.release({ ...ref(tag, 'x:h'), leaseMs: 10_000 }), Released)
+    t.equal(await store.poll(args(tag, 'p:w')), Acquired, 'granted by the release: its poll finds the slot')
+    t.equal(await store.poll(args(tag, 'p:w')), Acquired, 'and again')
+    t.same(await load(store, tag), { held: 1, waiting: 0 })
+
+    // Two holders' leases lapse; p:w2's poll grants both slots, p:w1's (older) included.
+    const tag2 = newTag()
+    t.equal(held(await store.tryAcquire(args(tag2, 'x:h1', { max: 2, leaseMs: 150 }))), Acquired)
+    t.equal(held(await store.tryAcquire(args(tag2, 'x:h2', { max: 2, leaseMs: 150 }))), Acquired)
+    t.equal(await store.tryAcquire(args(tag2, 'p:w1', { max: 2 })), Full)
+    t.equal(await store.tryAcquire(args(tag2, 'p:w2', { max: 2 })), Full)
+    t.equal(await store.tryAcquire(args(tag2, 'p:w3', { max: 2 })), Full)
+    await sleep(250)
+    t.equal(await store.poll(args(tag2, 'p:w2', { max: 2 })), Acquired, 'p:w2 is granted')
+    if (grants !== undefined) {
+      t.ok(grants.some(([member, claimed]) => member === m('p:w1', 2) && !claimed), "the grant to p:w1 is reported to the poller's instance, with a full lease")
+      t.notOk(grants.some(([member]) => member === m('p:w3', 2)), 'p:w3 is not granted')
+    }
+    t.same(await store.renew([ref(tag2, 'p:w1', 2)], 10_000), [true], 'p:w1 holds a slot')
+    t.equal(await store.poll(args(tag2, 'p:w3', { max: 2 })), Full, 'p:w3 still waits')
+  })
+
+  t.test('grants admit a ticket only below its own max, in arrival order, never skipping it', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    const holders = Array.from({ length: 10 }, (_, i) => `h${i}`)
+    for (const name of holders) t.ok(isAcquired(await store.tryAcquire(args(tag, name, { max: 10 }))), `${name} holds (max 10)`)
+    t.equal(await store.tryAcquire(args(tag, 'w3', { max: 3 })), Full, 'w3 (max 3) queues first')
+    t.equal(await store.tryAcquire(args(tag, 'w10', { max: 10 })), Full, 'w10 (max 10) behind it')
+    // Releases by max-10 holders down to 5 holders, and one more at 5.
+    for (const name of holders.slice(4).reverse()) t.equal(await store.release({ ...ref(tag, name, 10), leaseMs: 10_000 }), Released)
+    t.same(await load(store, tag), { held: 4, waiting: 2 }, 'nobody was granted: w3 has 4 holders, at least its max 3')
+    t.equal(await store.poll(args(tag, 'w10', { max: 10 })), Full, "w10's poll does not skip w3 either")
+    t.equal(await store.poll(args(tag, 'w3', { max: 3 })), Full, 'nor does w3 get in above its max')
+    t.same(await store.refreshTickets([ref(tag, 'w3', 3), ref(tag, 'w10', 10)], 10_000), [true, true], 'both still wait')
+    t.equal(await store.release({ ...ref(tag, 'h3', 10), leaseMs: 10_000 }), Released)
+    t.same(await load(store, tag), { held: 3, waiting: 2 }, '3 holders: still not below 3')
+    t.equal(await store.release({ ...ref(tag, 'h2', 10), leaseMs: 10_000 }), Released)
+    t.same(await load(store, tag), { held: 4, waiting: 0 }, '2 holders: w3 gets in, then w10 behind it')
+    t.equal(await store.poll(args(tag, 'w3', { max: 3 })), Acquired)
+    t.equal(await store.poll(args(tag, 'w10', { max: 10 })), Acquired)
+  })
+
+  t.test('a ticket whose member name carries no max is never granted, and is dropped by a grant pass', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
+    t.equal(await store.tryAcquire({ ...args(tag, 'x'), member: 'not-a-member-name' }), Full)
+    t.equal(await store.tryAcquire(args(tag, 'w')), Full)
+    t.equal(await store.release(ref(tag, 'h')), Released)
+    t.same(await store.refreshTickets([{ tag, member: 'not-a-member-name' }], 10_000), [false], 'it left the queue')
+    t.equal(await store.poll(args(tag, 'w')), Acquired, 'the ticket behind it got the slot')
   })
 
   t.test('50 concurrent acquires with max 5: exactly 5 acquire', async t => {
@@ -327,7 +574,7 @@ export function contract (t: Test, factory: Factory): void {
       stores[i % stores.length].tryAcquire(args(tag, `m${i}`, { max: 5, maxWaiters: 10 }))))
     const count = (o: AcquireOutcome): number => outcomes.filter(x => held(x) === o).length
     t.equal(count(Acquired), 5, 'exactly max acquire')
-    t.equal(count(Waiting), 10, 'exactly maxWaiters queue')
+    t.equal(count(Full), 10, 'exactly maxWaiters queue')
     t.equal(count(QueueFull), 35, 'the rest are refused')
     t.ok(await isFull(backend.store, tag, 5), 'all 5 slots are held')
     t.equal(held(await backend.store.tryAcquire(args(tag, 'late', { max: 6, ticketTtlMs: 0 }))), Acquired, 'but no more than 5')
@@ -341,32 +588,31 @@ export function contract (t: Test, factory: Factory): void {
     const [mine, theirs] = await Promise.all([recordGrants(t, store, 'a'), recordGrants(t, other, 'b')])
     // a's grants, then b's.
     const grants = (): Array<[string, boolean]> => [...mine, ...theirs]
-    const release = (member: string, max = 1): Promise<boolean | void> => store.release({ tag, member, max, leaseMs: 10_000, claimMs: 3000 })
+    const release = (name: string): Promise<ReleaseOutcome> => store.release({ ...ref(tag, name), leaseMs: 10_000 })
 
-    t.equal(held(await store.tryAcquire(args(tag, 'a:h', { queued: false }))), Acquired)
-    t.equal(await store.tryAcquire(args(tag, 'a:w1', { queued: false })), Waiting)
-    t.equal(await other.tryAcquire(args(tag, 'b:w2', { queued: false })), Waiting)
-    t.equal(await store.tryAcquire(args(tag, 'a:w3', { queued: false })), Waiting)
-    await store.leaveQueue({ tag, member: 'a:w3' })
+    t.equal(held(await store.tryAcquire(args(tag, 'a:h'))), Acquired)
+    t.equal(await store.tryAcquire(args(tag, 'a:w1')), Full)
+    t.equal(await other.tryAcquire(args(tag, 'b:w2')), Full)
+    t.equal(await store.tryAcquire(args(tag, 'a:w3')), Full)
+    await store.abandon(ref(tag, 'a:w3'))
 
-    t.equal(await release('a:h'), true, 'the holder releases')
-    t.same(grants(), [['a:w1', false]], "the oldest ticket, the releasing instance's own, gets the slot with a full lease")
+    t.equal(await release('a:h'), Released, 'the holder releases')
+    t.same(grants(), [[m('a:w1'), false]], "the oldest ticket, the releasing instance's own, gets the slot with a full lease")
     t.ok(await isFull(store, tag, 1), 'the slot is taken again in the same step: nobody can barge in')
-    t.same(await store.refreshTickets([{ tag, member: 'a:w1' }, { tag, member: 'b:w2' }], 10_000), [false, true], "a:w1's ticket left with the grant")
+    t.same(await store.refreshTickets([ref(tag, 'a:w1'), ref(tag, 'b:w2')], 10_000), [false, true], "a:w1's ticket left with the grant")
     t.equal(await store.tryAcquire(args(tag, 'a:w1')), Acquired, 'a:w1 holds it: a try of its own answers Acquired')
 
-    t.equal(await release('a:w1'), true)
+    t.equal(await release('a:w1'), Released)
     await eventually(() => grants().length === 2)
-    t.same(grants()[1], ['b:w2', true], "another instance's waiter gets it as a claim, announced to that instance")
-    t.same(await other.renew([{ tag, member: 'b:w2' }], 10_000), [true], 'b confirms the claim by renewing it')
+    t.same(grants()[1], [m('b:w2'), true], "another instance's waiter gets it as a claim, announced to that instance")
+    t.same(await other.renew([ref(tag, 'b:w2')], 10_000), [true], 'b confirms the claim by renewing it')
     t.ok(await isFull(store, tag, 1))
 
-    t.equal(await other.release({ tag, member: 'b:w2' }), true, 'a release without max grants nothing')
-    t.equal(grants().length, 2)
+    t.equal(await other.release(ref(tag, 'b:w2')), Released, 'nobody waits any more: this release grants nothing')
     t.equal(await store.tryAcquire(args(tag, 'a:w3')), Acquired, 'a:w3 left the queue: its next try is a fresh one')
-    t.equal(await release('a:w3'), true)
+    t.equal(await release('a:w3'), Released)
     await sleep(50)
-    t.equal(grants().length, 2, 'nobody is left to grant to')
+    t.equal(grants().length, 2, 'nobody was left to grant to')
   })
 
   t.test('grants skip lapsed tickets, fill every free slot, and lapse after their claim', async t => {
@@ -375,26 +621,29 @@ export function contract (t: Test, factory: Factory): void {
     const tag = newTag()
     const recorded = await recordGrants(t, store, 'c')
     const grants = (): string[] => recorded.map(([member]) => member)
-    t.equal(held(await store.tryAcquire(args(tag, 'c:h1', { max: 2 }))), Acquired)
-    t.equal(held(await store.tryAcquire(args(tag, 'c:h2', { max: 2 }))), Acquired)
-    t.equal(await store.tryAcquire(args(tag, 'c:gone', { max: 2, ticketTtlMs: 100 })), Waiting)
-    t.equal(await store.tryAcquire(args(tag, 'c:w1', { max: 2 })), Waiting)
-    t.equal(await store.tryAcquire(args(tag, 'c:w2', { max: 2 })), Waiting)
-    await sleep(200)
-    // A release with a larger max than before: both freed places go out at once.
-    t.equal(await store.release({ tag, member: 'c:h1', max: 3, leaseMs: 10_000, claimMs: 150 }), true)
-    t.same(grants(), ['c:w1', 'c:w2'], 'the lapsed ticket is skipped; c:w1 and c:w2 fill the room (max 3)')
+    t.equal(held(await store.tryAcquire(args(tag, 'c:h1', { max: 3 }))), Acquired)
+    t.equal(held(await store.tryAcquire(args(tag, 'c:h2', { max: 3, leaseMs: 150 }))), Acquired)
+    t.equal(held(await store.tryAcquire(args(tag, 'c:h3', { max: 3 }))), Acquired)
+    t.equal(await store.tryAcquire(args(tag, 'c:gone', { max: 3, ticketTtlMs: 100 })), Full)
+    t.equal(await store.tryAcquire(args(tag, 'c:w1', { max: 3 })), Full)
+    t.equal(await store.tryAcquire(args(tag, 'c:w2', { max: 3 })), Full)
+    t.equal(await store.tryAcquire(args(tag, 'c:w3', { max: 3 })), Full)
+    await sleep(250)
+    // One release, and c:h2's lapsed lease: two free slots go out at once.
+    t.equal(await store.release({ ...ref(tag, 'c:h1', 3), leaseMs: 10_000 }), Released)
+    t.same(grants(), [m('c:w1', 3), m('c:w2', 3)], 'the lapsed ticket is skipped; c:w1 and c:w2 fill the room')
     t.ok(await isFull(store, tag, 3))
+    t.same(await store.refreshTickets([ref(tag, 'c:w3', 3)], 10_000), [true], 'c:w3 still waits')
 
     // Claims: granted by another instance's release, they lapse unless renewed.
     const tag2 = newTag()
     t.equal(held(await store.tryAcquire(args(tag2, 'x:h'))), Acquired)
-    t.equal(await store.tryAcquire(args(tag2, 'c:w')), Waiting)
-    t.equal(await store.release({ tag: tag2, member: 'x:h', max: 1, leaseMs: 10_000, claimMs: 150 }), true)
-    await eventually(() => grants().includes('c:w'))
+    t.equal(await store.tryAcquire(args(tag2, 'c:w', { claimMs: 150 })), Full)
+    t.equal(await store.release({ ...ref(tag2, 'x:h'), leaseMs: 10_000 }), Released)
+    await eventually(() => grants().includes(m('c:w', 1, 150)))
     t.ok(await isFull(store, tag2, 1), 'c:w holds the claim')
     await sleep(250)
-    t.same(await store.renew([{ tag: tag2, member: 'c:w' }], 10_000), [false], 'an unconfirmed claim lapses')
+    t.same(await store.renew([ref(tag2, 'c:w', 1, 150)], 10_000), [false], 'an unconfirmed claim lapses')
     t.equal(held(await store.tryAcquire(args(tag2, 'y:n'))), Acquired, 'and the slot is free again')
   })
 
@@ -404,13 +653,55 @@ export function contract (t: Test, factory: Factory): void {
     const tag = newTag()
     const grants = await recordGrants(t, store, 'd')
     t.equal(held(await store.tryAcquire(args(tag, 'd:h'))), Acquired)
-    t.equal(await store.tryAcquire(args(tag, 'd:w', { ticketTtlMs: 150, queued: false })), Waiting)
+    t.equal(await store.tryAcquire(args(tag, 'd:w', { ticketTtlMs: 150 })), Full)
     // Five refreshes, 100 ms apart: 500 ms, over three ticket lifetimes.
     for (let i = 0; i < 5; i++) {
       await sleep(100)
-      t.same(await store.refreshTickets([{ tag, member: 'd:w' }], 150), [true], `refresh ${i + 1}`)
+      t.same(await store.refreshTickets([ref(tag, 'd:w')], 150), [true], `refresh ${i + 1}`)
     }
-    t.equal(await store.release({ tag, member: 'd:h', max: 1, leaseMs: 10_000, claimMs: 3000 }), true)
-    t.same(grants, [['d:w', false]], 'the long waiter still had its place, and got the slot')
+    t.equal(await store.release({ ...ref(tag, 'd:h'), leaseMs: 10_000 }), Released)
+    t.same(grants, [[m('d:w'), false]], 'the long waiter still had its place, and got the slot')
+  })
+
+  t.test('20,000 lapsed tickets ahead of a live one: grants still reach it within a bounded number of calls, none fails', async t => {
+    const backend = await factory(t)
+    const { store } = backend
+    if (backend.seedLapsedTickets === undefined) return t.pass('this backend cannot seed lapsed tickets')
+    const tag = newTag()
+    t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
+    await backend.seedLapsedTickets(tag, Array.from({ length: 20_000 }, (_, i) => m(`lapsed${i}`)))
+    t.equal(await store.tryAcquire(args(tag, 'w', { maxWaiters: 1 })), Full, 'the lapsed tickets do not count against maxWaiters')
+    t.equal(await store.tryAcquire(args(tag, 'f', { fair: true, ticketTtlMs: 0 })), Full, 'a fair try counts only live tickets (no error)')
+    t.same(await store.usage?.([tag]) ?? [{ held: 1, waiting: 1 }], [{ held: 1, waiting: 1 }], 'usage counts only the live ticket')
+    t.same(await store.refreshTickets([ref(tag, 'w'), ref(tag, 'lapsed7')], 10_000), [true, false])
+    await store.abandon(ref(tag, 'lapsed8'))
+
+    t.equal(await store.release({ ...ref(tag, 'h'), leaseMs: 10_000 }), Released)
+    let calls = 1
+    let outcome = await store.poll(args(tag, 'w', { maxWaiters: 1 }))
+    while (outcome !== Acquired && calls < 40) {
+      calls++
+      outcome = await store.poll(args(tag, 'w', { maxWaiters: 1 }))
+    }
+    t.equal(outcome, Acquired, `the live ticket was granted after ${calls} grant passes`)
+    t.ok(calls <= 25, 'each pass purges a bounded chunk: 20,000 lapsed tickets take about 20 passes')
+    t.same(await load(store, tag), { held: 1, waiting: 0 })
+    t.equal(await store.release(ref(tag, 'w')), Released)
+  })
+
+  t.test('a subject with max 10000 acquires and releases', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    const max = 10_000
+    const names = Array.from({ length: max }, (_, i) => `big${i}`)
+    const outcomes = await Promise.all(names.map(name => store.tryAcquire(args(tag, name, { max }))))
+    t.equal(outcomes.filter(isAcquired).length, max, '10,000 acquire')
+    t.equal(outcomes.filter(o => o === Acquired).length, 1, 'exactly one of them filled the subject')
+    t.equal(await store.tryAcquire(args(tag, 'w', { max })), Full, 'the next one waits')
+    t.equal(await store.release({ ...ref(tag, 'big0', max), leaseMs: 10_000 }), Released)
+    t.equal(await store.poll(args(tag, 'w', { max })), Acquired, 'a release hands its slot to the ticket')
+    const released = await Promise.all([...names.slice(1), 'w'].map(name => store.release(ref(tag, name, max))))
+    t.equal(released.filter(o => o === Released).length, max, 'every slot is released')
+    t.same(await load(store, tag), { held: 0, waiting: 0 })
   })
 }
