@@ -6,7 +6,8 @@
  */
 import t from 'tap'
 import { RedisStore } from '../lib/stores/redis-store'
-import type { GrantListener, MemberRef, ReleaseArgs, SlotStore, TryAcquireArgs } from '../lib/stores/store'
+import type { GrantListener, SlotStore, TryAcquireArgs } from '../lib/stores/store'
+import { wrapStore } from './helpers/wrapped-store'
 import { client, holders, keysUnder, redisUrl, uniquePrefix } from './helpers/redis'
 import { eventually, sleep, slotsApp } from './helpers/app'
 
@@ -14,19 +15,12 @@ const SLOW_BACKOFF = { initialMs: 10_000, maxMs: 10_000 }
 
 /** A Redis store that counts tries and can drop the grant messages from other instances. */
 function inspectedStore (inner: RedisStore, options: { dropClaims?: boolean } = {}): SlotStore & { tries: number } {
-  const store = {
-    tries: 0,
+  const store = Object.assign(wrapStore(inner, {
     tryAcquire: (args: TryAcquireArgs) => { store.tries++; return inner.tryAcquire(args) },
-    poll: (args: TryAcquireArgs) => inner.poll(args),
-    release: (args: ReleaseArgs) => inner.release(args),
-    abandon: (args: ReleaseArgs) => inner.abandon(args),
-    renew: (refs: readonly MemberRef[], leaseMs: number) => inner.renew(refs, leaseMs),
-    refreshTickets: (refs: readonly MemberRef[], ttlMs: number) => inner.refreshTickets(refs, ttlMs),
     onGrant: (instanceId: string, listener: GrantListener) => inner.onGrant(instanceId, (ref, claimed) => {
       if (!(claimed && options.dropClaims === true)) listener(ref, claimed)
-    }),
-    close: () => inner.close()
-  }
+    })
+  }), { tries: 0 })
   return store
 }
 

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import fastifySlots from '../lib'
 import { client, holders, keysUnder, redisUrl, uniquePrefix, waiters } from './helpers/redis'
 import { eventually, slotsApp } from './helpers/app'
+import { wrapStore } from './helpers/wrapped-store'
 
 /** Starts a request and destroys its socket once `ready` says so; resolves when the socket closed. */
 async function abortWhen (base: string, path: string, ready: () => Promise<boolean>): Promise<void> {
@@ -20,15 +21,9 @@ async function listen (app: FastifyInstance): Promise<string> {
 
 /** A store wrapping another that counts release calls: each slot must be released exactly once. */
 function countingStore (inner: fastifySlots.SlotStore): fastifySlots.SlotStore & { releases: number } {
-  const store = {
-    releases: 0,
-    tryAcquire: (args: fastifySlots.TryAcquireArgs) => inner.tryAcquire(args),
-    poll: (args: fastifySlots.TryAcquireArgs) => inner.poll(args),
-    release: (args: fastifySlots.ReleaseArgs) => { store.releases++; return inner.release(args) },
-    abandon: (args: fastifySlots.ReleaseArgs) => inner.abandon(args),
-    renew: (refs: readonly fastifySlots.MemberRef[], leaseMs: number) => inner.renew(refs, leaseMs),
-    refreshTickets: (refs: readonly fastifySlots.MemberRef[], ttlMs: number) => inner.refreshTickets(refs, ttlMs)
-  }
+  const store = Object.assign(wrapStore(inner, {
+    release: args => { store.releases++; return inner.release(args) }
+  }), { releases: 0 })
   return store
 }
 

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { MemoryStore } from '../lib/stores/memory-store'
-import fastifySlots from '../lib'
 import { client, redisUrl, uniquePrefix } from './helpers/redis'
 import { sleep, slotsApp } from './helpers/app'
+import { wrapStore } from './helpers/wrapped-store'
 
 for (const store of ['memory', 'redis'] as const) {
   t.test(`usage() and leastLoaded() read holders and waiters (${store})`, async t => {
@@ -37,15 +37,9 @@ for (const store of ['memory', 'redis'] as const) {
 t.test('usage() shares one store read among concurrent callers, and caches when asked', async t => {
   const inner = new MemoryStore()
   let reads = 0
-  const store: fastifySlots.SlotStore = {
-    tryAcquire: args => inner.tryAcquire(args),
-    poll: args => inner.poll(args),
-    release: args => inner.release(args),
-    abandon: args => inner.abandon(args),
-    renew: (refs, ms) => inner.renew(refs, ms),
-    refreshTickets: (refs, ms) => inner.refreshTickets(refs, ms),
+  const store = wrapStore(inner, {
     usage: async tags => { reads++; await sleep(20); return await inner.usage(tags) }
-  }
+  })
   const app = await slotsApp(t, { store })
   await Promise.all([app.slots.usage('user', [1, 2]), app.slots.usage('user', [1, 2]), app.slots.usage('user', [1, 2])])
   t.equal(reads, 1, 'three concurrent reads, one store call')

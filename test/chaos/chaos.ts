@@ -27,7 +27,7 @@
  *   reports them lost (event and log line), counts itself no holder, never re-takes them, and
  *   its releases leave the new holder's entries alone;
  * - kill -9: its leases and tickets end within one lease / ticket ttl (slots granted to its
- *   dead waiters meanwhile within one claim more), the survivors' slots are untouched, the
+ *   dead waiters meanwhile within the same lease), the survivors' slots are untouched, the
  *   survivors get the freed slots.
  *
  * `run({ seconds })` returns every check it made (name, ok, detail) and a summary; it never
@@ -43,6 +43,8 @@ import { startFixture, type AppProcess } from '../helpers/processes'
 import { freePort, keysUnder, PrivateRedis } from '../helpers/redis'
 import { json, send, sse, type Sent } from './http'
 import { Observer } from './observer'
+import { DEFAULT_BACKOFF, waitTimings } from '../../lib/options'
+import { prng } from '../helpers/prng'
 
 export interface ChaosOptions {
   /** How long the load runs (ms = seconds * 1000); scenarios repeat while a whole cycle fits. */
@@ -158,18 +160,6 @@ interface Outage extends Window {
   /** When the stopped server was started again (`to`: when it answered). */
   restartAt: number
   procs: Proc[]
-}
-
-/** mulberry32: a small seeded PRNG, so a run's request mix can be replayed. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 class Checks {
@@ -556,11 +546,10 @@ async function chaos (o: ChaosOptions, checks: Checks, summary: Record<string, u
     const name = `[cycle ${cycle}] kill -9 ${V.role}`
     const tag = 'user:kill'
     const survivors = live().filter(p => p !== V)
-    const ticketTtlMs = 2 * (BACKOFF.maxMs + o.storeTimeoutMs)
     // Until its tickets lapse, releases may still grant slots to its (dead) waiters, each for
-    // one claim (min(leaseMs, ticket ttl)), so its last entry may outlive its own leases.
-    const claimMs = Math.min(o.leaseMs, ticketTtlMs)
-    const slotsGoneBy = Math.max(o.leaseMs, ticketTtlMs + claimMs)
+    // its own claim; ticket ttl + claim = leaseMs, so everything of it ends within one lease.
+    const { ticketTtlMs, claimMs } = waitTimings(o.leaseMs, { ...DEFAULT_BACKOFF, ...BACKOFF }, o.storeTimeoutMs)
+    const slotsGoneBy = o.leaseMs
     const victims = [1, 2, 3].map(() => scenarioSend(name, V, `/work?s=${tag}&hold=60000&wait=2000`, 70_000))
     // The survivors hold on until well after its slots are gone, to show they were untouched.
     const kept = survivors.map(p => scenarioSend(name, p, `/work?s=${tag}&hold=${slotsGoneBy + 1000}&wait=2000`))
@@ -584,7 +573,7 @@ async function chaos (o: ChaosOptions, checks: Checks, summary: Record<string, u
     checks.add(`${name}: its leases end within one lease of the kill`, latest(atKill.liveHolders) <= atKill.now + o.leaseMs,
       `latest lease expiry ${latest(atKill.liveHolders) - atKill.now} ms after the kill (leaseMs ${o.leaseMs})`)
     checks.add(`${name}: its waiting tickets end within one ticket ttl of the kill`, latest(atKill.liveTickets) <= atKill.now + ticketTtlMs,
-      `latest ticket expiry ${latest(atKill.liveTickets) - atKill.now} ms after the kill (ticket ttl 2 * (backoff.maxMs + storeTimeoutMs) = ${ticketTtlMs} ms)`)
+      `latest ticket expiry ${latest(atKill.liveTickets) - atKill.now} ms after the kill (ticket ttl ${ticketTtlMs} ms)`)
     // Survivors queue for the dead process's slots; they get them once the leases lapse.
     const takers = survivors.map(p => scenarioSend(name, p, `/work?s=${tag}&hold=100&wait=${slotsGoneBy + 2000}`))
 
@@ -600,7 +589,7 @@ async function chaos (o: ChaosOptions, checks: Checks, summary: Record<string, u
       await sleep(10)
     }
     // Polled by Redis time; the margin is the polling's own latency on a busy machine.
-    checks.add(`${name}: its slots return within one lease (or one claim after its last ticket)`, holdersGone !== undefined && holdersGone <= slotsGoneBy + 300,
+    checks.add(`${name}: its slots, those granted to its dead waiters included, return within one lease`, holdersGone !== undefined && holdersGone <= slotsGoneBy + 300,
       holdersGone === undefined ? 'its holders were still live' : `no live holder of it ${holdersGone} ms after the kill (leaseMs ${o.leaseMs}; ticket ttl + claim ${ticketTtlMs + claimMs} ms)`)
     checks.add(`${name}: its waiting tickets lapse`, ticketsGone !== undefined && ticketsGone <= ticketTtlMs + 300,
       ticketsGone === undefined ? 'its tickets were still live' : `no live ticket of it ${ticketsGone} ms after the kill (ticket ttl ${ticketTtlMs} ms)`)

@@ -38,6 +38,7 @@ import { FlakyProxy } from '../helpers/flaky-proxy'
 import { startFixture } from '../helpers/processes'
 import { freePort, keysUnder, PrivateRedis, uniquePrefix } from '../helpers/redis'
 import { MemoryRecords, recordKeys, safetyDetail, startModelApp, type AppConfig, type ModelApp, type Report } from '../fixtures/model-app'
+import { prng } from '../helpers/prng'
 
 export interface ModelOptions {
   seed: number
@@ -70,18 +71,6 @@ export interface ModelResult {
   durationMs: number
   /** How to replay this run. */
   replay: string
-}
-
-/** mulberry32: a small seeded PRNG. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** Subjects and the `max` values callers use on each: mixed on acct:m and acct:n. */

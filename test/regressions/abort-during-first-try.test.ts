@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { MemoryStore } from '../../lib'
-import { sleep, slotsApp } from '../helpers/app'
+import { leaveAfter, sleep, slotsApp } from '../helpers/app'
 import { wrapStore } from '../helpers/wrapped-store'
 
 const SLOW_MS = 400
@@ -61,12 +61,7 @@ t.test('a client that leaves during the first try stops waiting and its request 
     await request.acquireSlot('user', 'gone', 1).then(() => settled.push('acquired'), (err: { code: string }) => settled.push(err.code))
     return 'done'
   })
-  const url = await app.listen({ port: 0, host: '127.0.0.1' })
-  const controller = new AbortController()
-  const request = fetch(url, { signal: controller.signal }).catch(() => {})
-  await sleep(50)
-  controller.abort()
-  await request
+  await leaveAfter(app, '/', 50)
   await sleep(100)
   t.same(settled, ['SLOT_WAIT_ABORTED'], 'the acquire rejected before its first try answered')
   await sleep(SLOW_MS)

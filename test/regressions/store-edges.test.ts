@@ -8,7 +8,7 @@ import t from 'tap'
 import { MemoryStore, RedisStore } from '../../lib'
 import { memberName, type GrantListener, type SlotStore } from '../../lib/stores/store'
 import { client, redisUrl, uniquePrefix } from '../helpers/redis'
-import { sleep, slotsApp } from '../helpers/app'
+import { leaveAfter, sleep, slotsApp } from '../helpers/app'
 import { wrapStore } from '../helpers/wrapped-store'
 
 for (const kind of ['redis', 'memory'] as const) {
@@ -59,12 +59,7 @@ t.test('a slot taken for a request that ended during its acquire is neither acqu
     await request.acquireSlot('user', 'ended', 1).catch(() => {})
     return 'done'
   })
-  const url = await app.listen({ port: 0, host: '127.0.0.1' })
-  const controller = new AbortController()
-  const request = fetch(url, { signal: controller.signal }).catch(() => {})
-  await sleep(50)
-  controller.abort()
-  await request
+  await leaveAfter(app, '/', 50)
   await sleep(400)
   const stats = app.slots.stats()
   t.equal(stats.acquired, 0)
