@@ -17,7 +17,7 @@ import { pingFrames as pingFramesValue, protocols as protocolsValue, type Protoc
 import { MemoryStore as MemoryStoreClass } from './stores/memory-store'
 import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeType } from './stores/redis-store'
 import {
-  AcquireOutcome as AcquireOutcomeValue, type GrantListener as GrantListenerType, type GrantSubscription as GrantSubscriptionType,
+  AcquireOutcome as AcquireOutcomeValue, memberName as memberNameValue, parseMember as parseMemberValue, type MemberInfo as MemberInfoType, type GrantListener as GrantListenerType, type GrantSubscription as GrantSubscriptionType,
   type MemberRef as MemberRefType, ReleaseOutcome as ReleaseOutcomeValue, type ReleaseArgs as ReleaseArgsType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType
 } from './stores/store'
 
@@ -146,6 +146,7 @@ declare namespace fastifySlots {
   export type SlotStore = SlotStoreType
   export type TryAcquireArgs = TryAcquireArgsType
   export type MemberRef = MemberRefType
+  export type MemberInfo = MemberInfoType
   export type ReleaseArgs = ReleaseArgsType
   export type GrantListener = GrantListenerType
   export type GrantSubscription = GrantSubscriptionType
@@ -164,6 +165,8 @@ declare namespace fastifySlots {
   export const RedisStore: typeof RedisStoreClass
   export const AcquireOutcome: typeof AcquireOutcomeValue
   export const ReleaseOutcome: typeof ReleaseOutcomeValue
+  export const memberName: typeof memberNameValue
+  export const parseMember: typeof parseMemberValue
   export const pingFrames: typeof pingFramesValue
   export const protocols: typeof protocolsValue
   export const fastifySlots: FastifySlotsPlugin
@@ -178,6 +181,8 @@ Object.assign(fastifySlots, {
   RedisStore: RedisStoreClass,
   AcquireOutcome: AcquireOutcomeValue,
   ReleaseOutcome: ReleaseOutcomeValue,
+  memberName: memberNameValue,
+  parseMember: parseMemberValue,
   pingFrames: pingFramesValue,
   protocols: protocolsValue
 })

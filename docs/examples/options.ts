@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fastifySlots, { pingFrames, protocols } from '../../lib'
 
 export const defaults: fastifySlots.FastifySlotsOptions = {
-  prefix: 'slots', // keys: slots:{<type>:<id>}:holders, :waiters, :queue
+  prefix: 'slots', // keys: slots:{<type>:<id>}:holders, :tickets, :queue
   leaseMs: 30_000, // a held slot expires unless renewed; renewed every leaseMs / 3
   maxWaitMs: 30_000, // how long a request may wait for a slot; 0: never wait
   maxWaiters: 20, // requests allowed to wait per subject, beyond the holders

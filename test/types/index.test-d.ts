@@ -118,6 +118,9 @@ expectType<2 | 1 | 0 | -1>(AcquireOutcome.Acquired as AcquireOutcome)
 expectNotAssignable<AcquireOutcome>(3)
 expectType<fastifySlotsCjs.AcquireOutcome>(AcquireOutcome.Full as AcquireOutcome)
 expectType<1 | 0 | -1>(ReleaseOutcome.Gone as ReleaseOutcome)
+// Custom stores read a ticket's own max and claim from its name.
+expectType<string>(fastifySlotsCjs.memberName('instance', 1, 3, 1000))
+expectType<fastifySlotsCjs.MemberInfo>(fastifySlotsCjs.parseMember('instance:1:3:1000'))
 
 // fastify.slots and route config.slots.
 expectType<Promise<fastifySlotsCjs.Slot>>(app.slots.acquire('job', 1, 2, { signal: AbortSignal.timeout(10) }))
