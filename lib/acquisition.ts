@@ -4,13 +4,14 @@
  * grant, a poll, an abort, the deadline, close) finds it at any await, and it settles once:
  * the first of them wins, and whatever the others bring afterwards is given back.
  */
-import type { SlotError } from './errors'
+import type { SlotError, SlotErrorCode } from './errors'
 import type { CallSettings } from './options'
-import type { SlotOwner } from './slot-owner'
+import type { HeldSlot } from './slot'
+import type { Abortable, SlotOwner } from './slot-owner'
 import type { MemberRef, TryAcquireArgs } from './stores/store'
 import type { Subject } from './subject'
 
-export class Acquisition {
+export class Acquisition implements Abortable {
   /** Set once the outcome is known; nothing changes it afterwards. */
   settled = false
   /** It settled holding a slot. */
@@ -24,8 +25,10 @@ export class Acquisition {
   inStore = false
   /** Its first try found the subject full: it waits in a local queue, with a ticket to keep alive. */
   waiting = false
-  /** maxWaitMs has passed. */
-  deadlinePassed = false
+  /** The slot it holds, kept by the lease keeper from the moment it settled. */
+  slot: HeldSlot | undefined
+  /** Stops the SSE keepalives of a waiting stream. */
+  stopStream: (() => void) | undefined
   readonly ref: MemberRef
   readonly result: Promise<void>
   private resolve!: () => void
@@ -40,7 +43,9 @@ export class Acquisition {
     readonly args: TryAcquireArgs,
     readonly started: number,
     /** Called once when it settles, before its promise does. */
-    private readonly onSettled: (acquisition: Acquisition) => void
+    private readonly onSettled: (acquisition: Acquisition) => void,
+    /** Builds the error of an abort (a request end, a signal, close). */
+    private readonly abortError: (code: SlotErrorCode, message: string, subject: Subject) => SlotError
   ) {
     this.ref = { tag: args.tag, member: args.member }
     this.result = new Promise((resolve, reject) => {
@@ -51,17 +56,19 @@ export class Acquisition {
     this.result.catch(() => {})
   }
 
+  /** maxWaitMs has passed (counted from the call). */
+  get deadlinePassed (): boolean {
+    return Date.now() - this.started >= this.settings.maxWaitMs
+  }
+
   /**
-   * Fails it with `onDeadline()` when maxWaitMs has passed (counted from the call), once it
-   * waits: a deadline that passes while the first try is on its way only marks it, and the
-   * first try's answer decides (a 429 says the subject was full, which only the store knows;
-   * a store that does not answer is a 503 within storeTimeoutMs).
+   * Once it waits: fails it with `onDeadline()` when maxWaitMs has passed. Not before: a
+   * deadline that passes while the first try is on its way lets that try's answer decide (a
+   * 429 says the subject was full, which only the store knows; a store that does not answer
+   * is a 503 within storeTimeoutMs), and the common acquire that never waits pays no timer.
    */
   startDeadline (onDeadline: () => SlotError): void {
-    this.timer = setTimeout(() => {
-      this.deadlinePassed = true
-      if (this.waiting) this.fail(onDeadline())
-    }, Math.max(0, this.started + this.settings.maxWaitMs - Date.now()))
+    this.timer = setTimeout(() => this.fail(onDeadline()), Math.max(0, this.started + this.settings.maxWaitMs - Date.now()))
   }
 
   /** It holds a slot; `claimed` when another process granted it for its claim only. */
@@ -72,6 +79,10 @@ export class Acquisition {
     this.settle()
     this.resolve()
     return true
+  }
+
+  abort (code: SlotErrorCode, message: string): void {
+    this.fail(this.abortError(code, message, this.subject))
   }
 
   fail (error: SlotError | Error): boolean {

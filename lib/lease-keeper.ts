@@ -48,6 +48,11 @@ export class LeaseKeeper {
     return slot
   }
 
+  /** Stops keeping a slot that is given back some other way (unseen: no events). */
+  forget (slot: HeldSlot): void {
+    if (slot.ref !== null) this.held.delete(slot.ref.member)
+  }
+
   /** One batched renewal of every held slot (the lease tick). */
   async renewAll (): Promise<void> {
     if (this.held.size > 0) await this.renew([...this.held.values()])
@@ -66,8 +71,8 @@ export class LeaseKeeper {
         if (ok) {
           slot.claimed = false
           slot.liveUntil = Math.max(slot.liveUntil, sent + this.options.leaseMs)
-        } else if (!slot.released && !slot.lost) {
-          // A release racing this renewal is not a loss.
+        } else if (this.held.get(slot.ref!.member) === slot) {
+          // Only a slot still kept: a release (or a give-back) racing this renewal is not a loss.
           this.markLost(slot)
         }
       })
@@ -83,7 +88,7 @@ export class LeaseKeeper {
     this.held.delete(ref.member)
     const heldMs = Date.now() - slot.acquiredAt
     try {
-      const outcome = await withTimeout(this.store.release({ ...ref, leaseMs: this.options.leaseMs }), this.options.storeTimeoutMs, 'the slot store')
+      const outcome = await withTimeout(this.store.release({ tag: ref.tag, member: ref.member, leaseMs: this.options.leaseMs }), this.options.storeTimeoutMs, 'the slot store')
       // No entry before its lease could have ended: an earlier run of this same release
       // (ioredis resends after a reconnect) already removed it.
       if (outcome === ReleaseOutcome.Released || (outcome === ReleaseOutcome.Gone && Date.now() < slot.liveUntil)) {

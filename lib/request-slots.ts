@@ -7,13 +7,13 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { SlotError } from './errors'
 import type { PingOptions, StreamErrorFrame } from './options'
-import type { AbortWait, SlotOwner } from './slot-owner'
+import type { Abortable, SlotOwner } from './slot-owner'
 import type { HeldSlot } from './slot'
 import { SseWriter } from './sse-writer'
 
 export class RequestSlots implements SlotOwner {
   readonly slots = new Set<HeldSlot>()
-  readonly waits = new Set<AbortWait>()
+  readonly waits = new Set<Abortable>()
   /** The response is over (finished or the client went away): no more slots for this request. */
   ended = false
   readonly log: FastifyBaseLogger
@@ -57,7 +57,7 @@ export class RequestSlots implements SlotOwner {
   end (): void {
     if (this.ended) return
     this.ended = true
-    for (const abort of [...this.waits]) abort('SLOT_WAIT_ABORTED', 'the client closed the request while waiting for a slot')
+    for (const wait of [...this.waits]) wait.abort('SLOT_WAIT_ABORTED', 'the client closed the request while waiting for a slot')
     this.releaseAll()
   }
 

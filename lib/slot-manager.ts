@@ -41,7 +41,9 @@ export class SlotManager {
     storeUsers.set(store, (storeUsers.get(store) ?? 0) + 1)
     this.events = new SlotEvents(log)
     this.defaultSettings = resolveCallSettings(undefined, options)
-    this.waits = new WaitRegistry(store, options, this.events, log, store.onGrant !== undefined)
+    this.waits = new WaitRegistry(store, options, this.events, log, store.onGrant !== undefined, acquisition => {
+      acquisition.slot = this.leases.take(acquisition)
+    })
     this.leases = new LeaseKeeper(store, options, this.events, log, ref => this.waits.giveBack(ref), tag => {
       // Without grants, a waiter here learns of the freed slot by polling for it now.
       if (this.grants === undefined) this.waits.wake(tag)
@@ -93,12 +95,13 @@ export class SlotManager {
     } catch (err) {
       return this.failed(acquisition, err)
     }
+    const slot = acquisition.slot as HeldSlot
     if (owner.ended) {
       // It ended between the grant and now: the slot goes back unseen (no events).
+      this.leases.forget(slot)
       this.waits.giveBack(acquisition.ref)
       throw this.reject(acquisition, this.waits.error('SLOT_WAIT_ABORTED', 'the request ended while acquiring a slot', subject))
     }
-    const slot = this.leases.take(acquisition)
     owner.slots.add(slot)
     owner.log.debug({ slotType: subject.type, slotId: subject.id, waitedMs: slot.waitedMs }, 'fastify-slots: slot acquired')
     this.events.notify('acquired', { type: subject.type, id: subject.id, waitedMs: slot.waitedMs })
@@ -151,10 +154,10 @@ export class SlotManager {
     } else if (outcome === AcquireOutcome.QueueFull || settings.maxWaitMs === 0 || acquisition.deadlinePassed) {
       // Refused, or full without a ticket: nothing of it is in the store (a ticket taken
       // after the deadline passed is given back).
-      if (!acquisition.deadlinePassed) acquisition.inStore = false
+      if (outcome === AcquireOutcome.QueueFull || settings.maxWaitMs === 0) acquisition.inStore = false
       acquisition.fail(outcome === AcquireOutcome.QueueFull
         ? this.waits.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject)
-        : this.waits.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${settings.maxWaitMs} ms`, subject))
+        : this.waits.timeout(subject, settings.maxWaitMs))
     } else {
       this.waits.enqueue(acquisition)
     }

@@ -8,8 +8,10 @@ import type { PingOptions, StreamErrorFrame } from './options'
 import type { SlotError } from './errors'
 import type { HeldSlot } from './slot'
 
-/** Stops a wait; it rejects with a SlotError of this code and message. */
-export type AbortWait = (code: SlotErrorCode, message: string) => void
+/** An acquisition in progress, which the owner's end stops: it rejects with a SlotError of this code and message. */
+export interface Abortable {
+  abort (code: SlotErrorCode, message: string): void
+}
 
 export interface SlotOwner {
   readonly log: FastifyBaseLogger
@@ -17,8 +19,8 @@ export interface SlotOwner {
   readonly ended: boolean
   /** Slots to release when the owner ends. */
   readonly slots: Set<HeldSlot>
-  /** Waits to abort when the owner ends. */
-  readonly waits: Set<AbortWait>
+  /** Acquisitions to abort when the owner ends. */
+  readonly waits: Set<Abortable>
   /**
    * Present when the owner is a request that can stream: keeps it alive with SSE pings while it
    * waits (calling `onPing` per frame, `onBroken` when the client can no longer be written
@@ -34,10 +36,10 @@ export interface SlotOwner {
  * caller's AbortSignal, whose listener is removed once the call settles.
  */
 export async function withDetachedOwner<T> (log: FastifyBaseLogger, signal: AbortSignal | undefined, take: (owner: SlotOwner) => Promise<T>): Promise<T> {
-  const owner = { log, ended: signal?.aborted === true, slots: new Set<HeldSlot>(), waits: new Set<AbortWait>() }
+  const owner = { log, ended: signal?.aborted === true, slots: new Set<HeldSlot>(), waits: new Set<Abortable>() }
   const abort = (): void => {
     owner.ended = true
-    for (const wait of [...owner.waits]) wait('SLOT_WAIT_ABORTED', 'the wait was aborted by its signal')
+    for (const wait of [...owner.waits]) wait.abort('SLOT_WAIT_ABORTED', 'the wait was aborted by its signal')
   }
   signal?.addEventListener('abort', abort, { once: true })
   try {

@@ -11,25 +11,20 @@ import { nextDelay } from './backoff'
 import { subjectError, type SlotErrorCode } from './errors'
 import type { SlotEvents } from './events'
 import type { CallSettings, ResolvedOptions } from './options'
-import type { AbortWait, SlotOwner } from './slot-owner'
+import type { SlotOwner } from './slot-owner'
 import { withTimeout } from './store-call'
 import { AcquireOutcome, isAcquired, type MemberRef, type SlotStore, type TryAcquireArgs } from './stores/store'
 import type { Subject } from './subject'
 import { SubjectQueue } from './wait-queue'
 
-interface Registered {
-  abort: AbortWait
-  /** Stops the SSE keepalives of a waiting stream. */
-  stopStream?: () => void
-}
-
 export class WaitRegistry {
   private readonly acquisitions = new Map<string, Acquisition>()
-  private readonly registered = new WeakMap<Acquisition, Registered>()
   private readonly queues = new Map<string, SubjectQueue>()
   /** Give-backs still retrying; close() waits for their current attempt. */
   private readonly givingBack = new Set<Promise<void>>()
   private closed = false
+  private readonly onSettled = (acquisition: Acquisition): void => this.settled(acquisition)
+  private readonly onAbort = (code: SlotErrorCode, message: string, subject: Subject): ReturnType<typeof subjectError> => this.error(code, message, subject)
 
   constructor (
     private readonly store: SlotStore,
@@ -37,35 +32,35 @@ export class WaitRegistry {
     private readonly events: SlotEvents,
     private readonly log: FastifyBaseLogger,
     /** The store tells this process of grants (else waiters learn at their polls). */
-    private readonly granting: boolean
+    private readonly granting: boolean,
+    /**
+     * Takes the slot of an acquisition that just succeeded, before anything else runs: a
+     * grant message arriving right after must find it held, not nobody's.
+     */
+    private readonly hold: (acquisition: Acquisition) => void
   ) {}
 
   get size (): number {
     return this.acquisitions.size
   }
 
-  /** Registers an acquisition before its first store call; its deadline starts now. */
+  /** Registers an acquisition before its first store call. */
   register (subject: Subject, owner: SlotOwner, settings: CallSettings, args: TryAcquireArgs, started: number): Acquisition {
-    const acquisition = new Acquisition(subject, owner, settings, args, started, a => this.settled(a))
-    const abort: AbortWait = (code, message) => acquisition.fail(this.error(code, message, subject))
+    const acquisition = new Acquisition(subject, owner, settings, args, started, this.onSettled, this.onAbort)
     this.acquisitions.set(args.member, acquisition)
-    this.registered.set(acquisition, { abort })
-    owner.waits.add(abort)
-    if (settings.maxWaitMs > 0) {
-      acquisition.startDeadline(() => this.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${settings.maxWaitMs} ms`, subject))
-    }
+    owner.waits.add(acquisition)
     return acquisition
   }
 
   /** Its first try found the subject full: it waits in the subject's local queue. */
   enqueue (acquisition: Acquisition): void {
     acquisition.waiting = true
-    this.queueFor(acquisition.ref.tag).add(acquisition)
     const { owner, settings, subject } = acquisition
+    acquisition.startDeadline(() => this.timeout(subject, settings.maxWaitMs))
+    this.queueFor(acquisition.ref.tag).add(acquisition)
     if (settings.stream && settings.ping !== false && owner.keepAlive !== undefined) {
-      const registered = this.registered.get(acquisition)!
-      registered.stopStream = owner.keepAlive(settings.ping, () => this.events.notify('ping', { type: subject.type, id: subject.id }),
-        () => registered.abort('SLOT_WAIT_ABORTED', 'writing a keepalive to the client failed'))
+      acquisition.stopStream = owner.keepAlive(settings.ping, () => this.events.notify('ping', { type: subject.type, id: subject.id }),
+        () => acquisition.abort('SLOT_WAIT_ABORTED', 'writing a keepalive to the client failed'))
     }
   }
 
@@ -86,7 +81,7 @@ export class WaitRegistry {
 
   /** Fails every acquisition (close): each gives back what the store holds of it. */
   abortAll (code: SlotErrorCode, message: string): void {
-    for (const acquisition of [...this.acquisitions.values()]) this.registered.get(acquisition)?.abort(code, message)
+    for (const acquisition of [...this.acquisitions.values()]) acquisition.abort(code, message)
   }
 
   /**
@@ -151,13 +146,13 @@ export class WaitRegistry {
   }
 
   private settled (acquisition: Acquisition): void {
-    const registered = this.registered.get(acquisition)
     this.acquisitions.delete(acquisition.ref.member)
-    this.queues.get(acquisition.ref.tag)?.remove(acquisition)
-    acquisition.owner.waits.delete(registered!.abort)
-    registered?.stopStream?.()
+    if (acquisition.waiting) this.queues.get(acquisition.ref.tag)?.remove(acquisition)
+    acquisition.owner.waits.delete(acquisition)
+    acquisition.stopStream?.()
+    if (acquisition.acquired) this.hold(acquisition)
     // A poll or grant still on its way lands before this give-back (one connection, in order).
-    if (!acquisition.acquired && acquisition.inStore) this.giveBack(acquisition.ref)
+    else if (acquisition.inStore) this.giveBack(acquisition.ref)
   }
 
   private queueFor (tag: string): SubjectQueue {
@@ -173,6 +168,10 @@ export class WaitRegistry {
       this.queues.set(tag, queue)
     }
     return queue
+  }
+
+  timeout (subject: Subject, maxWaitMs: number): ReturnType<typeof subjectError> {
+    return this.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${maxWaitMs} ms`, subject)
   }
 
   error (code: SlotErrorCode, message: string, subject: Subject): ReturnType<typeof subjectError> {

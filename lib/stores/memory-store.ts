@@ -138,9 +138,8 @@ export class MemoryStore implements SlotStore {
     state.tickets.delete(member)
     const expiry = state.holders.get(member)
     state.holders.delete(member)
-    const granted = this.grantWaiting(state, now, parseMember(member).instance, leaseMs)
+    if (state.tickets.size > 0) this.announce(tag, this.grantWaiting(state, now, parseMember(member).instance, leaseMs))
     this.forgetIfEmpty(tag, state)
-    this.announce(tag, granted)
     if (expiry === undefined) return ReleaseOutcome.Gone
     return expiry > now ? ReleaseOutcome.Released : ReleaseOutcome.Lapsed
   }
