@@ -70,12 +70,11 @@ export class MemoryStore implements SlotStore {
   }
 
   async release (args: ReleaseArgs): Promise<ReleaseOutcome> {
-    return this.giveBack(args)
+    return this.giveBack(args, false)
   }
 
-  /** Giving up is a release: the ticket goes with the slot (see the Redis store's release script). */
   async abandon (args: ReleaseArgs): Promise<void> {
-    this.giveBack(args)
+    this.giveBack(args, true)
   }
 
   onGrant (instanceId: string, listener: GrantListener): GrantSubscription {
@@ -131,14 +130,15 @@ export class MemoryStore implements SlotStore {
     return AcquireOutcome.Full
   }
 
-  private giveBack ({ tag, member, leaseMs = 0 }: ReleaseArgs): ReleaseOutcome {
+  /** A release, or (`leaveQueue`) an abandon: the ticket goes with the slot, in one step. */
+  private giveBack ({ tag, member, leaseMs = 0 }: ReleaseArgs, leaveQueue: boolean): ReleaseOutcome {
     const state = this.subjects.get(tag)
     if (state === undefined) return ReleaseOutcome.Gone
     const now = this.now()
-    state.tickets.delete(member)
+    if (leaveQueue) state.tickets.delete(member)
     const expiry = state.holders.get(member)
     state.holders.delete(member)
-    if (state.tickets.size > 0) this.announce(tag, this.grantWaiting(state, now, parseMember(member).instance, leaseMs))
+    if (state.tickets.size > 0) this.announce(tag, this.grantWaiting(state, now, parseMember(member).instance, leaseMs, member))
     this.forgetIfEmpty(tag, state)
     if (expiry === undefined) return ReleaseOutcome.Gone
     return expiry > now ? ReleaseOutcome.Released : ReleaseOutcome.Lapsed
@@ -149,14 +149,14 @@ export class MemoryStore implements SlotStore {
    * does not fit (the rule of the Redis store's grantWaiting). A grant to a member of
    * `instance` (the caller) gets `leaseMs`; any other its own claim. Returns [member, claimed].
    */
-  private grantWaiting (state: SubjectState, now: number, instance: string, leaseMs: number): Array<[string, boolean]> {
+  private grantWaiting (state: SubjectState, now: number, instance: string, leaseMs: number, leaving?: string): Array<[string, boolean]> {
     purge(state.holders, now)
     purge(state.tickets, now)
     const granted: Array<[string, boolean]> = []
     for (const waiter of state.tickets.keys()) {
       const { instance: owner, max, claimMs } = parseMember(waiter)
-      // A member that already holds (its resent first try found room) only loses its ticket.
-      if (max > 0 && !state.holders.has(waiter)) {
+      // A member that already holds, or is leaving, has a stale ticket: it only loses it.
+      if (max > 0 && waiter !== leaving && !state.holders.has(waiter)) {
         if (state.holders.size >= max) break
         const claimed = owner !== instance || leaseMs <= 0
         state.holders.set(waiter, now + (claimed ? claimMs : leaseMs))

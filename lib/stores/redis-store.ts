@@ -88,8 +88,7 @@ export class RedisStore implements SlotStore {
   }
 
   async abandon ({ tag, member, leaseMs }: ReleaseArgs): Promise<void> {
-    // The release script also drops the member's ticket: giving up is the same atomic step.
-    this.reportGrants({ tag, member }, await this.run('release', tag, { member, lease: leaseMs ?? 0 }) as unknown[])
+    this.reportGrants({ tag, member }, await this.run('abandon', tag, { member, lease: leaseMs ?? 0 }) as unknown[])
   }
 
   async renew (refs: readonly MemberRef[], leaseMs: number): Promise<boolean[]> {

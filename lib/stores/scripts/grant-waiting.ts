@@ -3,23 +3,25 @@
  * the oldest live tickets, inside the atomic step that freed it (a release) or looked for it
  * (a poll), so a waiter never has to race for a slot. Each ticket is admitted only while the
  * live holders are fewer than its OWN max (carried in its name), and the pass stops at the
- * first live ticket that does not fit: nobody overtakes a waiter. `leaving`, when given, is a
- * member whose ticket goes first (it released or gave up).
+ * first live ticket that does not fit: nobody overtakes a waiter. `leaving`, when given, is the
+ * member that just released: a stale ticket of its own is dropped, never granted back to it.
  * A grant to a member of `instance` (the caller, alive since it is asking) gets `lease` and is
  * appended to `reply`; any other grant gets the ticket's own claim and is published on its
  * instance's channel, so a grant to a process that died frees itself after that claim.
  * `purgeTickets(tickets, queue)` drops lapsed tickets from both sets, at most PURGE_CHUNKS
- * chunks a call.
+ * chunks a call; true when none is left.
  */
 export const GRANT_WAITING = `
 local function purgeTickets (tickets, queue)
   for _ = 1, PURGE_CHUNKS do
     local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now, 'LIMIT', 0, PURGE_CHUNK)
-    if #expired == 0 then return end
-    redis.call('ZREM', tickets, unpack(expired))
-    redis.call('ZREM', queue, unpack(expired))
-    if #expired < PURGE_CHUNK then return end
+    if #expired > 0 then
+      redis.call('ZREM', tickets, unpack(expired))
+      redis.call('ZREM', queue, unpack(expired))
+    end
+    if #expired < PURGE_CHUNK then return true end
   end
+  return false
 end
 
 -- The message is the member, a newline and the tag (read back from the key's hash tag), so
@@ -33,20 +35,18 @@ end
 
 local function grantWaiting (holders, tickets, queue, instance, lease, reply, leaving)
   if redis.call('EXISTS', queue) == 0 then return end
-  if leaving then
-    redis.call('ZREM', tickets, leaving)
-    redis.call('ZREM', queue, leaving)
-  end
-  purgeTickets(tickets, queue)
+  -- Once every lapsed ticket is purged, a queue entry has a live ticket: no need to look.
+  local purged = purgeTickets(tickets, queue)
   redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
   local held = redis.call('ZCARD', holders)
   local done = {}
   local longest = 0
   for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, GRANT_SCAN - 1)) do
-    local ticket = redis.call('ZSCORE', tickets, waiter)
     local owner, max, claim = parseMember(waiter)
-    -- A member that already holds (its resent first try found room) only loses its ticket.
-    if ticket and tonumber(ticket) > now and max > 0 and not redis.call('ZSCORE', holders, waiter) then
+    local live = purged or tonumber(redis.call('ZSCORE', tickets, waiter) or 0) > now
+    -- A member that already holds, or is leaving, has a stale ticket (a resent first try that
+    -- queued, then found room): it only loses it.
+    if live and max > 0 and waiter ~= leaving and not redis.call('ZSCORE', holders, waiter) then
       if held >= max then break end
       local ttl = claim
       if owner == instance and lease > 0 then
@@ -59,7 +59,7 @@ local function grantWaiting (holders, tickets, queue, instance, lease, reply, le
       if ttl > longest then longest = ttl end
       held = held + 1
     end
-    -- Granted, or a lapsed or malformed ticket: either way it leaves the queue.
+    -- Granted, or a lapsed, malformed or leaving ticket: either way it leaves the queue.
     done[#done + 1] = waiter
   end
   if #done > 0 then
