@@ -1,11 +1,13 @@
 /**
  * A small AI API gateway on fastify-slots: per-user and per-account concurrency limits in
- * front of a fake streaming upstream. Uses Redis when REDIS_URL is set, the memory store
- * otherwise. Run it with `npm start` and try the curl lines it prints.
+ * front of a fake streaming upstream that speaks the Anthropic Messages API (its events, its
+ * pings while a stream waits, its error bodies). Uses Redis when REDIS_URL is set, the memory
+ * store otherwise; listens on PORT (default 3000). Run it with `npm start` and try the curl
+ * lines it prints; Ctrl-C closes it cleanly, giving back every slot it holds.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyRedis from '@fastify/redis'
-import fastifySlots, { pingFrames } from '../../lib'
+import fastifySlots from '../../lib'
 
 /** API key → user and that user's concurrency limit. */
 const USERS: Record<string, { id: string, limit: number }> = {
@@ -17,6 +19,9 @@ const ACCOUNTS = ['acct-1', 'acct-2']
 const ACCOUNT_LIMIT = 3
 
 interface MessageBody { prompt?: string, stream?: boolean, tokens?: number }
+
+/** One SSE event of the Anthropic Messages API. */
+const sse = (type: string, data: Record<string, unknown>): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
 
 export interface GatewayOptions {
   redisUrl?: string
@@ -33,7 +38,9 @@ export async function buildGateway ({ redisUrl, tokenMs = 200, pingMs = 2000, lo
   await app.register(fastifySlots, {
     prefix: 'demo-gateway',
     maxWaitMs: 20_000,
-    ping: { intervalMs: pingMs, frame: pingFrames.anthropic }
+    // Anthropic's `event: ping` while a stream waits, its error event if the wait fails.
+    protocol: 'anthropic',
+    ping: { intervalMs: pingMs }
   })
 
   let nextAccount = 0
@@ -42,11 +49,13 @@ export async function buildGateway ({ redisUrl, tokenMs = 200, pingMs = 2000, lo
     if (user === undefined) return reply.code(401).send({ error: 'unknown x-api-key' })
     const stream = request.body?.stream === true
     const tokens = Math.min(Math.max(Number(request.body?.tokens ?? 5), 1), 50)
+    // `x-no-wait: 1`: answer 429 (with Retry-After) at once instead of waiting for a slot.
+    const maxWaitMs = request.headers['x-no-wait'] === '1' ? 0 : undefined
     try {
       // The user's limit first, then the upstream account's: a request holds both.
-      await request.acquireSlot('user', user.id, user.limit, { stream })
+      await request.acquireSlot('user', user.id, user.limit, { stream, maxWaitMs })
       const account = ACCOUNTS[nextAccount++ % ACCOUNTS.length]
-      await request.acquireSlot('account', account, ACCOUNT_LIMIT, { stream })
+      await request.acquireSlot('account', account, ACCOUNT_LIMIT, { stream, maxWaitMs })
     } catch (err) {
       // Once the plugin committed the SSE stream it already wrote the error event and ended it.
       if ((err as fastifySlots.SlotError).streamed) return
@@ -54,39 +63,55 @@ export async function buildGateway ({ redisUrl, tokenMs = 200, pingMs = 2000, lo
     }
 
     const words = Array.from({ length: tokens }, (_, i) => `token${i + 1}`)
+    const message = { id: `msg_demo_${request.id}`, type: 'message', role: 'assistant', model: 'demo', stop_reason: 'end_turn' }
     if (!stream) {
       await new Promise(resolve => setTimeout(resolve, tokenMs * tokens))
-      return { content: words.join(' ') }
+      return { ...message, content: [{ type: 'text', text: words.join(' ') }] }
     }
     if (!request.slotStreamStarted) {
       reply.hijack()
       reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
     }
-    for (const word of words) {
+    reply.raw.write(sse('message_start', { message: { ...message, content: [], stop_reason: null } }))
+    reply.raw.write(sse('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }))
+    for (const [i, word] of words.entries()) {
       if (reply.raw.destroyed) return
-      reply.raw.write(`event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', text: word })}\n\n`)
+      reply.raw.write(sse('content_block_delta', { index: 0, delta: { type: 'text_delta', text: i === 0 ? word : ` ${word}` } }))
       await new Promise(resolve => setTimeout(resolve, tokenMs))
     }
-    reply.raw.end('event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    reply.raw.write(sse('content_block_stop', { index: 0 }))
+    reply.raw.write(sse('message_delta', { delta: { stop_reason: 'end_turn' } }))
+    reply.raw.end(sse('message_stop', {}))
   })
   return app
 }
 
-async function main (): Promise<void> {
+export async function main (): Promise<void> {
   const port = Number(process.env.PORT ?? 3000)
-  const app = await buildGateway({ redisUrl: process.env.REDIS_URL, logger: true })
+  const redisUrl = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
+  const app = await buildGateway({ redisUrl, logger: true })
+  // A restarted demo must not keep a user's slots for a whole lease: close gives them back.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      app.close().then(() => process.exit(0), () => process.exit(1))
+    })
+  }
   await app.listen({ port, host: '127.0.0.1' })
   const base = `http://127.0.0.1:${port}`
+  const post = (key: string, body: string, flags = '-s'): string =>
+    `curl ${flags} ${base}/v1/messages -H 'x-api-key: ${key}' -H 'content-type: application/json' -d '${body}'`
   console.log(`
-fastify-slots demo gateway on ${base} (store: ${process.env.REDIS_URL === undefined ? 'memory' : 'redis ' + process.env.REDIS_URL})
-alice may have 2 requests in flight, bob 1; each upstream account 3.
+fastify-slots demo gateway on ${base} (PORT=${port}; store: ${redisUrl === undefined ? 'memory' : 'redis ' + redisUrl})
+alice may have 2 requests in flight, bob 1; each upstream account 3. Ctrl-C to stop.
 
   # one request
-  curl -s ${base}/v1/messages -H 'x-api-key: key-alice' -H 'content-type: application/json' -d '{"prompt":"hi"}'
-  # a stream: tokens arrive as SSE events
-  curl -sN ${base}/v1/messages -H 'x-api-key: key-alice' -H 'content-type: application/json' -d '{"stream":true,"tokens":10}'
-  # bob's limit is 1: the second request waits (and gets pings while it streams)
-  for i in 1 2; do curl -sN ${base}/v1/messages -H 'x-api-key: key-bob' -H 'content-type: application/json' -d '{"stream":true,"tokens":20}' & done; wait
+  ${post('key-alice', '{"prompt":"hi"}')}
+  # a stream: tokens arrive as Anthropic SSE events
+  ${post('key-alice', '{"stream":true,"tokens":10}', '-sN')}
+  # bob's limit is 1: the second stream waits, with event: ping every 2 s, then streams
+  for i in 1 2; do ${post('key-bob', '{"stream":true,"tokens":20}', '-iN')} & done; wait
+  # bob again while his stream runs, without waiting: 429 with Retry-After and an Anthropic error body
+  ${post('key-bob', '{"stream":true,"tokens":20}', '-sN')} > /dev/null & sleep 0.5; ${post('key-bob', '{"prompt":"hi"}', '-i -H "x-no-wait: 1"')}; wait
 `)
 }
 
