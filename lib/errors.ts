@@ -36,6 +36,8 @@ export class SlotError extends Error {
   readonly headers: Record<string, string> | undefined
   /** True when the response had already been committed as an SSE stream and the error was written into it. */
   streamed = false
+  /** How long the call waited before it failed (set when it is reported). */
+  waitedMs: number | undefined
 
   constructor (code: SlotErrorCode, message: string, details: SlotErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
@@ -47,8 +49,13 @@ export class SlotError extends Error {
     this.headers = details.retryAfterSeconds === undefined
       ? undefined
       : { 'retry-after': String(details.retryAfterSeconds) }
+    // A limit reached or a client gone is an expected answer, not a fault: logged (by Fastify,
+    // at info) with its code, subject and wait, without a stack into the plugin's internals.
+    if (EXPECTED.has(code)) this.stack = `${this.name} [${code}]: ${message}`
   }
 }
+
+const EXPECTED = new Set<SlotErrorCode>(['SLOT_WAIT_TIMEOUT', 'SLOT_QUEUE_FULL', 'SLOT_WAIT_ABORTED'])
 
 export function invalidArgument (message: string): SlotError {
   return new SlotError('SLOT_INVALID_ARGUMENT', message)

@@ -176,8 +176,11 @@ export class SlotManager {
   }
 
   private reject ({ owner, started, settings }: Acquisition, error: SlotError): SlotError {
-    this.events.notify('rejected', { type: error.slotType ?? '', id: error.slotId ?? '', code: error.code, waitedMs: Date.now() - started })
+    error.waitedMs = Date.now() - started
+    this.events.notify('rejected', { type: error.slotType ?? '', id: error.slotId ?? '', code: error.code, waitedMs: error.waitedMs })
     owner.failStream?.(error, settings.errorFrame)
+    // Fastify logs this response as a 200 it already sent: say what ended the stream.
+    if (error.streamed) owner.log.info({ err: error }, `fastify-slots: the committed stream ended with ${error.code}`)
     return error
   }
 
