@@ -24,7 +24,10 @@ export interface Candidate {
   max: number
 }
 
-export type DetachedAcquireOptions = Omit<AcquireOptions, 'stream' | 'ping'> & { signal?: AbortSignal }
+/** acquireSlot's options less those that only a request's stream uses. */
+export type DetachedAcquireOptions = Omit<AcquireOptions, 'stream' | 'ping' | 'protocol'> & { signal?: AbortSignal }
+
+const STREAM_ONLY_OPTIONS = ['stream', 'ping', 'protocol']
 
 type Listener<K extends keyof SlotEventMap> = (...args: SlotEventMap[K]) => void
 
@@ -61,6 +64,10 @@ export class SlotsApi {
    */
   acquire (type: string, id: string | number, max: number, opts?: DetachedAcquireOptions): Promise<Slot> {
     const { signal, ...rest } = opts ?? {}
+    const streamOnly = STREAM_ONLY_OPTIONS.find(name => Object.hasOwn(rest, name))
+    if (streamOnly !== undefined) {
+      return Promise.reject(invalidArgument(`acquire: option "${streamOnly}" applies only to a request's stream (request.acquireSlot); fastify.slots.acquire takes maxWaitMs, maxWaiters, fair and signal`))
+    }
     return withDetachedOwner(this.log, signal, owner => this.manager.acquire(owner, type, id, max, opts === undefined ? undefined : rest))
   }
 
@@ -70,10 +77,15 @@ export class SlotsApi {
    * concurrent identical reads share one store call.
    */
   async usage (type: string, ids: ReadonlyArray<string | number>): Promise<SubjectUsage[]> {
-    if (!Array.isArray(ids)) throw invalidArgument('usage: ids must be an array')
-    const subjects = ids.map(id => toSubject(type, id))
+    return await this.usageOf(type, ids, 'usage')
+  }
+
+  /** usage(), its errors naming the call the caller made. */
+  private async usageOf (type: string, ids: ReadonlyArray<string | number>, caller: string): Promise<SubjectUsage[]> {
+    if (!Array.isArray(ids)) throw invalidArgument(`${caller}: ids must be an array`)
+    const subjects = ids.map(id => toSubject(type, id, caller))
     const store = this.manager.store
-    if (store.usage === undefined) throw invalidArgument('usage: this store cannot report usage (it has no usage method)')
+    if (store.usage === undefined) throw invalidArgument(`${caller}: this store cannot report usage (it has no usage method)`)
     const key = `${type}\n${subjects.map(s => s.tag).join('\n')}`
     const shared = this.reads.get(key)
     if (shared !== undefined) return await shared
@@ -95,8 +107,8 @@ export class SlotsApi {
    */
   async leastLoaded<C extends Candidate> (type: string, candidates: readonly C[]): Promise<C | null> {
     if (!Array.isArray(candidates)) throw invalidArgument('leastLoaded: candidates must be an array of { id, max }')
-    for (const c of candidates) validateMax(c?.max)
-    const loads = await this.usage(type, candidates.map(c => c.id))
+    for (const c of candidates) validateMax(c?.max, 'leastLoaded')
+    const loads = await this.usageOf(type, candidates.map(c => c.id), 'leastLoaded')
     let best: C | null = null
     let bestRate = Infinity
     candidates.forEach((candidate, i) => {

@@ -108,3 +108,15 @@ t.test('fastify.slots.acquire: an AbortSignal stops the wait; stream is refused'
   await t.rejects(app.slots.acquire('job', 1, 1, { stream: true } as never), { code: 'SLOT_INVALID_ARGUMENT' })
   await held.release()
 })
+
+t.test('errors name the call they come from, and fastify.slots.acquire refuses options only a stream uses', async t => {
+  const app = await slotsApp(t, { store: new MemoryStore() })
+  await t.rejects(app.slots.usage('user', [null as unknown as string]), { code: 'SLOT_INVALID_ARGUMENT', message: /^usage: id must be/ })
+  await t.rejects(app.slots.leastLoaded('user', [{ id: 'a', max: -1 }]), { message: /^leastLoaded: max must be/ })
+  await t.rejects(app.slots.leastLoaded('us er', [{ id: 'a', max: 1 }]), { message: /^leastLoaded: type may contain only/ })
+  for (const option of ['ping', 'protocol', 'stream']) {
+    const opts = { [option]: option === 'protocol' ? 'anthropic' : option === 'ping' ? { intervalMs: 100 } : true }
+    await t.rejects(app.slots.acquire('user', 1, 1, opts as never), { code: 'SLOT_INVALID_ARGUMENT', message: new RegExp(`^acquire: option "${option}" applies only to a request's stream`) })
+  }
+  t.equal(app.slots.stats().held, 0, 'nothing taken')
+})
