@@ -10,8 +10,14 @@ import { Redis, type RedisOptions } from 'ioredis'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
-const NO_REDIS = 'No Redis for the tests: set REDIS_URL (e.g. REDIS_URL=redis://127.0.0.1:6379) ' +
-  'or install redis-server (Debian: apt-get install redis-server) so the tests can start a private one.'
+/** Why a private redis-server could not start, and the two ways out. */
+function noRedisServer (): string {
+  const why = process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== ''
+    ? 'No redis-server binary: REDIS_URL is set, but this test needs a private redis-server (it stops, restarts or configures Redis). '
+    : 'No Redis for the tests: set REDIS_URL (e.g. REDIS_URL=redis://127.0.0.1:6379), which serves the tests that share a server, and '
+  return why + 'install redis-server (Debian: apt-get install redis-server), or run `bash .ci/run`, which installs ' +
+    'redis-server when it is missing, starts one and runs the tests.'
+}
 
 export function hasRedisServer (): boolean {
   return spawnSync('redis-server', ['--version']).status === 0
@@ -40,7 +46,7 @@ export class PrivateRedis {
   }
 
   async start (): Promise<void> {
-    if (!hasRedisServer()) throw new Error(NO_REDIS)
+    if (!hasRedisServer()) throw new Error(noRedisServer())
     const child = spawn('redis-server', [
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--daemonize', 'no', ...this.extraArgs
