@@ -7,18 +7,22 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { SlotError as SlotErrorClass, type SlotErrorCode as SlotErrorCodeType } from './errors'
-import { isRedisClient, resolveOptions, type AcquireOptions as AcquireOptionsType, type BackoffOptions as BackoffOptionsType, type FastifySlotsOptions as FastifySlotsOptionsType, type PingOptions as PingOptionsType, type ResolvedOptions } from './options'
+import { isRedisClient, resolveOptions, type AcquireOptions as AcquireOptionsType, type BackoffOptions as BackoffOptionsType, type FastifySlotsOptions as FastifySlotsOptionsType, type PingOptions as PingOptionsType, type ResolvedOptions, type StreamErrorFrame as StreamErrorFrameType } from './options'
 import { RequestSlots } from './request-slots'
 import type { Slot as SlotType } from './slot'
 import { SlotManager } from './slot-manager'
-import { SlotsApi } from './slots-api'
+import { SlotsApi, type Candidate as CandidateType, type DetachedAcquireOptions as DetachedAcquireOptionsType, type SubjectUsage as SubjectUsageType } from './slots-api'
+import type { SlotEventMap as SlotEventMapType } from './events'
+import type { SlotStats as SlotStatsType } from './stats'
 import { routeSlots, takeRouteSlots, type RouteSlot as RouteSlotType } from './route-config'
+import { checkRedisOrder, markWired, unwiredRoute } from './wiring-checks'
+import { callProtocol, rememberFailure, shapeErrorBody } from './error-body'
 import { pingFrames as pingFramesValue, protocols as protocolsValue, type ProtocolName as ProtocolNameType, type StreamProtocol as StreamProtocolType } from './protocols'
 import { MemoryStore as MemoryStoreClass } from './stores/memory-store'
 import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeType } from './stores/redis-store'
 import {
   AcquireOutcome as AcquireOutcomeValue, memberName as memberNameValue, parseMember as parseMemberValue, type MemberInfo as MemberInfoType, type GrantListener as GrantListenerType, type GrantSubscription as GrantSubscriptionType,
-  type MemberRef as MemberRefType, ReleaseOutcome as ReleaseOutcomeValue, type ReleaseArgs as ReleaseArgsType, type SlotStore as SlotStoreType, type TryAcquireArgs as TryAcquireArgsType
+  type MemberRef as MemberRefType, ReleaseOutcome as ReleaseOutcomeValue, type ReleaseArgs as ReleaseArgsType, type SlotStore as SlotStoreType, type SubjectLoad as SubjectLoadType, type TryAcquireArgs as TryAcquireArgsType
 } from './stores/store'
 
 declare module 'fastify' {
@@ -82,17 +86,29 @@ function requestSlots (request: SlotsRequest): RequestSlots {
 
 async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptionsType): Promise<void> {
   const options = resolveOptions(opts)
-  const manager = new SlotManager(createStore(fastify, options), options, fastify.log)
+  const store = createStore(fastify, options)
+  const manager = new SlotManager(store, options, fastify.log)
+  const storeName = store instanceof MemoryStoreClass ? 'memory' : store instanceof RedisStoreClass ? 'redis' : 'custom'
+  fastify.log.info({ store: storeName, prefix: options.prefix, instanceId: manager.instanceId }, `fastify-slots: slots are kept in the ${storeName} store`)
+  // Chosen by default (no store, no client, no fastify.redis yet): checked again when ready.
+  const memoryByDefault = options.store === undefined && storeName === 'memory'
+  fastify.addHook('onReady', async () => checkRedisOrder(fastify, memoryByDefault))
 
   fastify.decorate('slots', new SlotsApi(manager, fastify.log, options.usageCacheMs))
   fastify.decorateRequest('slotStreamStarted', false)
   fastify.decorateRequest(kReply, null)
   fastify.decorateRequest(kSlots, null)
+  // A failure answered as JSON speaks the call's (or the plugin's) protocol: see error-body.ts.
+  const pluginProtocol = callProtocol(opts, 'generic')
+  const failed = (request: FastifyRequest, callOptions: unknown) => (err: unknown): never => {
+    rememberFailure(request, err, callProtocol(callOptions, pluginProtocol))
+    throw err
+  }
   fastify.decorateRequest('acquireSlot', function (this: FastifyRequest, type: string, id: string | number, max: number, callOptions?: AcquireOptionsType): Promise<SlotType> {
     try {
-      return manager.acquire(requestSlots(this as SlotsRequest), type, id, max, callOptions)
+      return manager.acquire(requestSlots(this as SlotsRequest), type, id, max, callOptions).catch(failed(this, callOptions))
     } catch (err) {
-      return Promise.reject(err)
+      return Promise.reject(err).catch(failed(this, callOptions))
     }
   })
 
@@ -101,6 +117,7 @@ async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptions
   fastify.addHook('onRoute', route => {
     const slots = routeSlots(route, options)
     if (slots === undefined) return
+    markWired(route.config as object)
     const take = async (request: FastifyRequest): Promise<void> => {
       const state = requestSlots(request as SlotsRequest)
       state.hijackOnStream = false
@@ -114,13 +131,15 @@ async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptions
   })
   fastify.addHook('onRequest', (request, reply, done) => {
     (request as SlotsRequest)[kReply] = reply
-    done()
+    // A route with config.slots registered before this plugin: refused, never served unlimited.
+    done(unwiredRoute(request))
   })
   // Every way a request ends releases its slots; RequestSlots also watches the raw 'close' events.
   const end = (request: FastifyRequest, _reply: unknown, done: () => void): void => {
     (request as SlotsRequest)[kSlots]?.end()
     done()
   }
+  fastify.addHook('onSend', shapeErrorBody)
   fastify.addHook('onResponse', end)
   fastify.addHook('onTimeout', end)
   fastify.addHook('onRequestAbort', (request, done) => end(request, null, done))
@@ -152,6 +171,13 @@ declare namespace fastifySlots {
   export type GrantSubscription = GrantSubscriptionType
   export type RedisClientLike = RedisClientLikeType
   export type Slots = SlotsApi
+  export type SlotStats = SlotStatsType
+  export type SubjectUsage = SubjectUsageType
+  export type SubjectLoad = SubjectLoadType
+  export type Candidate = CandidateType
+  export type DetachedAcquireOptions = DetachedAcquireOptionsType
+  export type StreamErrorFrame = StreamErrorFrameType
+  export type SlotEventMap = SlotEventMapType
   export type ProtocolName = ProtocolNameType
   export type RouteSlot = RouteSlotType
   export type StreamProtocol = StreamProtocolType

@@ -49,8 +49,10 @@ export interface FastifySlotsOptions {
   /** Upper bound of every store call. Default 1000. */
   storeTimeoutMs?: number
   /**
-   * The wire protocol of waiting streams: its keepalive frame and its error frame.
-   * 'generic' (default), 'anthropic', 'openai-chat' or 'openai-responses'.
+   * The API the clients speak: a waiting stream's keepalive and error frames, and the JSON body
+   * of a failed acquire answered before any stream started (that API's error object, so its
+   * SDK raises its own rate-limit error). 'generic' (default: Fastify's error body), 'anthropic',
+   * 'openai-chat' or 'openai-responses'.
    */
   protocol?: ProtocolName
   /** The bytes written when acquisition fails after the SSE stream was committed. Default: the protocol's error frame. */
@@ -72,7 +74,7 @@ export interface AcquireOptions {
   maxWaiters?: number
   ping?: Partial<PingOptions> | false
   fair?: boolean
-  /** This stream's wire protocol: its pings (unless `ping.frame` is given) and its error frame. */
+  /** This call's API: its stream's pings (unless `ping.frame` is given) and error frame, and its JSON error body. */
   protocol?: ProtocolName
 }
 

@@ -42,38 +42,47 @@ export const protocols = Object.freeze({
   /** Anthropic Messages: `event: ping`, and `event: error` with an Anthropic error object. */
   anthropic: {
     ping: event('ping', { type: 'ping' }),
-    errorFrame: (error: SlotError) => event('error', {
-      type: 'error',
-      error: {
-        type: { rate_limit: 'rate_limit_error', overloaded: 'overloaded_error', internal: 'api_error' }[kind(error)],
-        message: error.message
-      }
-    })
+    errorFrame: (error: SlotError) => event('error', anthropicError(error))
   },
   /** OpenAI Chat Completions: comment pings (the API defines none); a `data:` line with `{ error }`. */
   'openai-chat': {
     ping: COMMENT_PING,
     errorFrame: (error: SlotError) => event(undefined, { error: openAiError(error) })
   },
-  /** OpenAI Responses: comment pings; a `response.failed` event, the only failure its clients accept. */
+  /**
+   * OpenAI Responses: comment pings; on failure `response.created` then `response.failed`
+   * (the same response, sequence numbers 0 and 1), as the API itself reports a failed
+   * response. Its SDKs refuse a stream whose first event is not `response.created`, and a
+   * generic error event makes some clients report a broken stream instead of a rate limit.
+   */
   'openai-responses': {
     ping: COMMENT_PING,
-    errorFrame: (error: SlotError) => event('response.failed', {
-      type: 'response.failed',
-      sequence_number: 0,
-      response: {
-        id: `resp_slot_${Date.now().toString(36)}`,
-        object: 'response',
-        created_at: Math.floor(Date.now() / 1000),
-        status: 'failed',
-        error: { code: openAiError(error).code, message: error.message },
-        output: []
-      }
-    })
+    errorFrame: (error: SlotError) => {
+      const response = { id: `resp_slot_${Date.now().toString(36)}`, object: 'response', created_at: Math.floor(Date.now() / 1000) }
+      return event('response.created', {
+        type: 'response.created',
+        sequence_number: 0,
+        response: { ...response, status: 'in_progress', error: null, incomplete_details: null, output: [] }
+      }) + event('response.failed', {
+        type: 'response.failed',
+        sequence_number: 1,
+        response: { ...response, status: 'failed', error: { code: openAiError(error).code, message: error.message }, incomplete_details: null, output: [] }
+      })
+    }
   }
 } satisfies Record<string, StreamProtocol>)
 
 export type ProtocolName = keyof typeof protocols
+
+function anthropicError (error: SlotError): { type: 'error', error: { type: string, message: string } } {
+  return {
+    type: 'error',
+    error: {
+      type: { rate_limit: 'rate_limit_error', overloaded: 'overloaded_error', internal: 'api_error' }[kind(error)],
+      message: error.message
+    }
+  }
+}
 
 function openAiError (error: SlotError): { message: string, type: string, param: null, code: string } {
   const k = kind(error)
@@ -82,5 +91,19 @@ function openAiError (error: SlotError): { message: string, type: string, param:
     type: { rate_limit: 'rate_limit_error', overloaded: 'server_error', internal: 'server_error' }[k],
     param: null,
     code: { rate_limit: 'rate_limit_exceeded', overloaded: 'server_is_overloaded', internal: 'server_error' }[k]
+  }
+}
+
+/**
+ * The JSON body of a failed acquire that was not streamed, in the protocol's API's own error
+ * shape (what its SDKs read the message, type and code from); undefined for `generic`, which
+ * keeps Fastify's default `{ statusCode, code, error, message }`.
+ */
+export function errorBody (protocol: ProtocolName, error: SlotError): object | undefined {
+  switch (protocol) {
+    case 'anthropic': return anthropicError(error)
+    case 'openai-chat':
+    case 'openai-responses': return { error: openAiError(error) }
+    default: return undefined
   }
 }

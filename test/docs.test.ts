@@ -124,7 +124,7 @@ t.test('docs: the frames sse.md shows are what each protocol writes', async t =>
   const blocks = codeBlocks('sse.md', readFileSync(join(DOCS, 'sse.md'), 'utf8'))
   const error = new fastifySlots.SlotError('SLOT_WAIT_TIMEOUT', 'concurrency limit reached for user: no slot freed within 30000 ms')
   // The Responses frame carries a fresh id and time: compare it with those blanked out.
-  const blank = (frame: string): string => frame.replace(/"id":"resp_slot_[0-9a-z]+"/, '"id":"ID"').replace(/"created_at":\d+/, '"created_at":0')
+  const blank = (frame: string): string => frame.replace(/"id":"resp_slot_[0-9a-z]+"/g, '"id":"ID"').replace(/"created_at":\d+/g, '"created_at":0')
   for (const [name, protocol] of Object.entries(protocols)) {
     const block = blocks.find(b => b.intro.startsWith(`**${name}**`))
     if (block === undefined) {
@@ -319,7 +319,8 @@ t.test('options.ts: per-call options (maxWaiters, fair, openai-chat stream) take
   await eventually(() => app.slots.stats().waiting === 5)
   const sixth = await post(false)
   t.equal(sixth.statusCode, 429)
-  t.equal(sixth.json().code, 'SLOT_QUEUE_FULL')
+  // The call's openai-chat protocol shapes the JSON error too.
+  t.same(sixth.json(), { error: { message: 'concurrency limit reached for user, and too many requests are already waiting', type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' } })
   await Promise.all(held.map(slot => slot.release()))
   t.same((await Promise.all(waiting)).map(r => r.statusCode), [200, 200, 200, 200, 200])
 })
@@ -379,19 +380,25 @@ t.test('sse-protocols.ts: each protocol\'s pings and error frame, and the handle
     {
       url: '/v1/messages',
       ping: 'event: ping\ndata: {"type":"ping"}\n\n',
+      json: { type: 'error', error: { type: 'rate_limit_error', message } },
       error: `event: error\ndata: {"type":"error","error":{"type":"rate_limit_error","message":"${message}"}}\n\n`,
       data: ['event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"Hello"}}\n\n', 'event: message_stop\ndata: {"type":"message_stop"}\n\n']
     },
     {
       url: '/v1/chat/completions',
       ping: ': ping\n\n',
+      json: { error: { message, type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' } },
       error: `data: {"error":{"message":"${message}","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}\n\n`,
       data: ['data: {"object":"chat.completion.chunk","choices":[{"delta":{"content":"Hello"}}]}\n\n', 'data: [DONE]\n\n']
     },
     {
       url: '/v1/responses',
       ping: ': ping\n\n',
-      error: new RegExp(`^event: response\\.failed\\ndata: \\{"type":"response\\.failed","sequence_number":0,"response":\\{"id":"resp_slot_[0-9a-z]+","object":"response","created_at":\\d+,"status":"failed","error":\\{"code":"rate_limit_exceeded","message":"${message}"\\},"output":\\[\\]\\}\\}\\n\\n$`),
+      json: { error: { message, type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' } },
+      error: [
+        /^event: response\.created\ndata: \{"type":"response\.created","sequence_number":0,"response":\{"id":"resp_slot_[0-9a-z]+","object":"response","created_at":\d+,"status":"in_progress","error":null,"incomplete_details":null,"output":\[\]\}\}\n\n$/,
+        new RegExp(`^event: response\\.failed\\ndata: \\{"type":"response\\.failed","sequence_number":1,"response":\\{"id":"resp_slot_[0-9a-z]+","object":"response","created_at":\\d+,"status":"failed","error":\\{"code":"rate_limit_exceeded","message":"${message}"\\},"incomplete_details":null,"output":\\[\\]\\}\\}\\n\\n$`)
+      ],
       data: ['event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"Hello"}\n\n', 'event: response.completed\ndata: {"type":"response.completed"}\n\n']
     }
   ]
@@ -407,7 +414,8 @@ t.test('sse-protocols.ts: each protocol\'s pings and error frame, and the handle
       let full = await fill()
       const plain = await post(c.url, false)
       t.equal(plain.statusCode, 429)
-      t.equal(plain.json().code, 'SLOT_WAIT_TIMEOUT')
+      t.equal(plain.headers['retry-after'], '1')
+      t.same(plain.json(), c.json, 'the protocol\'s JSON error')
 
       // Full, streaming: committed as SSE after one interval, pinged, then the error frame.
       const failed = await post(c.url, true)
@@ -415,12 +423,12 @@ t.test('sse-protocols.ts: each protocol\'s pings and error frame, and the handle
       t.match(failed.headers['content-type'], /^text\/event-stream/)
       t.equal(failed.headers['x-accel-buffering'], 'no')
       const got = frames(failed.body)
-      const last = got.pop()!
+      const errorFrames = [c.error].flat()
+      const last = got.splice(got.length - errorFrames.length)
       t.ok(got.length >= 2, `${got.length} pings before the error`)
       t.same(got, Array(got.length).fill(c.ping), 'only pings before the error')
-      if (typeof c.error === 'string') t.equal(last, c.error)
-      else t.match(last, c.error)
-      t.equal(parseSse(failed.body).events.filter(e => e.event !== 'ping').length, 1, 'the error is the only event besides pings')
+      errorFrames.forEach((expected, i) => typeof expected === 'string' ? t.equal(last[i], expected) : t.match(last[i], expected))
+      t.equal(parseSse(failed.body).events.filter(e => e.event !== 'ping').length, errorFrames.length, 'the error is the only event besides pings')
       await full.done()
 
       // Full, streaming, and a slot frees after a few pings: the handler's frames follow them.

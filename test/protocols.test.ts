@@ -1,7 +1,7 @@
 /**
  * Each protocol's frames, parsed as its clients parse them: an SSE parser, then the JSON
  * shape the protocol's SDKs read (Anthropic's error event, OpenAI's error object, the
- * Responses API's response.failed).
+ * Responses API's response.created then response.failed).
  */
 import t from 'tap'
 import fastifySlots from '../lib'
@@ -66,19 +66,27 @@ for (const perCall of [false, true]) {
     t.same(e, { message: error.message, type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' })
   })
 
-  t.test(`openai-responses (${how}): comment pings, then response.failed`, async t => {
+  t.test(`openai-responses (${how}): comment pings, then response.created and response.failed`, async t => {
     const { status, body, error } = await failedStream(t, 'openai-responses', perCall)
     t.equal(status, 200)
     const { events, comments } = parseSse(body)
     t.ok(comments.length >= 2)
-    t.equal(events.length, 1)
-    t.equal(events[0].event, 'response.failed', 'not a generic error event, which Codex reports as a closed stream')
-    const data = JSON.parse(events[0].data)
-    t.equal(data.type, 'response.failed')
-    t.equal(data.response.object, 'response')
-    t.equal(data.response.status, 'failed')
-    t.match(data.response.id, /^resp_/)
-    t.same(data.response.error, { code: 'rate_limit_exceeded', message: error.message })
+    // The SDKs refuse a stream that does not begin with response.created.
+    t.same(events.map(e => e.event), ['response.created', 'response.failed'], 'not a generic error event, which Codex reports as a closed stream')
+    const [created, failed] = events.map(e => JSON.parse(e.data))
+    t.equal(created.type, 'response.created')
+    t.equal(created.sequence_number, 0)
+    t.equal(created.response.status, 'in_progress')
+    t.equal(created.response.error, null)
+    t.same(created.response.output, [])
+    t.equal(failed.type, 'response.failed')
+    t.equal(failed.sequence_number, 1, 'sequence numbers increase')
+    t.equal(failed.response.object, 'response')
+    t.equal(failed.response.status, 'failed')
+    t.match(failed.response.id, /^resp_/)
+    t.equal(failed.response.id, created.response.id, 'one response')
+    t.equal(failed.response.created_at, created.response.created_at)
+    t.same(failed.response.error, { code: 'rate_limit_exceeded', message: error.message })
   })
 }
 
@@ -96,7 +104,7 @@ t.test('store unavailable maps to each protocol\'s overload error', async t => {
   t.equal(anthropic.error.type, 'overloaded_error')
   const chat = JSON.parse(parseSse(fastifySlots.protocols['openai-chat'].errorFrame(err)).events[0].data)
   t.equal(chat.error.type, 'server_error')
-  const responses = JSON.parse(parseSse(fastifySlots.protocols['openai-responses'].errorFrame(err)).events[0].data)
+  const responses = JSON.parse(parseSse(fastifySlots.protocols['openai-responses'].errorFrame(err)).events[1].data)
   t.equal(responses.response.error.code, 'server_is_overloaded')
 })
 

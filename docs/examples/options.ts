@@ -15,7 +15,7 @@ export const defaults: fastifySlots.FastifySlotsOptions = {
   ping: { intervalMs: 15_000, frame: pingFrames.comment }, // SSE keepalive while a stream waits
   onStoreError: 'fail-closed', // a store failure answers 503; 'fail-open' proceeds without a slot
   storeTimeoutMs: 1000, // upper bound of every store call
-  protocol: 'generic', // the wire format of pings and of errors inside a committed stream
+  protocol: 'generic', // the wire format of pings, of errors in a committed stream and of JSON errors
   streamErrorFrame: protocols.generic.errorFrame, // (error, request) => the error frame
   fair: false, // true: strict first come, first served across processes
   usageCacheMs: 0 // how long fastify.slots.usage() answers from memory
@@ -34,7 +34,7 @@ export async function buildApp (options: fastifySlots.FastifySlotsOptions = defa
         maxWaiters: 5, // and lets fewer requests queue
         ping: { intervalMs: 5000 }, // the frame stays the protocol's
         fair: true, // strict FIFO for this subject, across processes
-        protocol: 'openai-chat' // OpenAI Chat frames for pings and errors in the stream
+        protocol: 'openai-chat' // OpenAI Chat frames for pings and stream errors, OpenAI JSON errors
       })
     } catch (err) {
       if ((err as fastifySlots.SlotError).streamed) return // the error is already in the stream

@@ -57,7 +57,7 @@ export async function buildApp (slots: fastifySlots.FastifySlotsOptions = {}): P
     reply.raw.end('data: [DONE]\n\n')
   })
 
-  // OpenAI Responses, declared: comment keepalives, `event: response.failed` on failure.
+  // OpenAI Responses, declared: comment keepalives, `response.created` then `response.failed` on failure.
   // A request that fails after its stream was committed never reaches the handler.
   app.post<{ Body: Body }>('/v1/responses', {
     config: { slots: [{ type: 'user', id: userOf, max: USER_LIMIT, stream: streams, protocol: 'openai-responses' }] }
