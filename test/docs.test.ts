@@ -54,14 +54,17 @@ function codeBlocks (doc: string, text: string): CodeBlock[] {
   return blocks
 }
 
-t.test('docs: every ts block is verbatim code from the docs/examples file it names', async t => {
-  const blocks = markdownFiles().flatMap(doc => codeBlocks(doc, readFileSync(join(DOCS, doc), 'utf8')))
+t.test('docs and README: every ts block is verbatim code from the docs/examples file it names', async t => {
+  const blocks = [
+    ...markdownFiles().flatMap(doc => codeBlocks(doc, readFileSync(join(DOCS, doc), 'utf8'))),
+    ...codeBlocks('README.md', readFileSync(join(ROOT, 'README.md'), 'utf8'))
+  ]
   const tsBlocks = blocks.filter(b => ['ts', 'typescript'].includes(b.lang))
   t.ok(tsBlocks.length >= 10, `${tsBlocks.length} ts blocks in the docs`)
   for (const block of tsBlocks) {
     const where = `${block.doc}:${block.line}`
     // The line before the block links the file it quotes: "From [...](examples/NAME.ts):".
-    const named = [...block.intro.matchAll(/\(examples\/([\w.-]+\.ts)(?:#[^)]*)?\)/g)].pop()?.[1]
+    const named = [...block.intro.matchAll(/\((?:docs\/)?examples\/([\w.-]+\.ts)(?:#[^)]*)?\)/g)].pop()?.[1]
     if (named === undefined) {
       t.fail(`${where}: the line before a ts block must link the docs/examples file it quotes`)
       continue
