@@ -7,7 +7,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import fastifySlots from '../lib'
 import { MemoryStore } from '../lib/stores/memory-store'
-import { ReleaseOutcome, type SlotStore } from '../lib/stores/store'
+import { failingStore } from './helpers/wrapped-store'
 import { slotsApp } from './helpers/app'
 
 const TIMEOUT = 'concurrency limit reached for user: no slot freed within 0 ms'
@@ -65,14 +65,7 @@ t.test('per route config.slots', async t => {
 })
 
 t.test('503 and 500 map to each API\'s server errors', async t => {
-  const failing: SlotStore = {
-    tryAcquire: async () => { throw new Error('store exploded') },
-    poll: async () => { throw new Error('store exploded') },
-    release: async () => ReleaseOutcome.Gone,
-    abandon: async () => {},
-    renew: async (refs) => refs.map(() => false),
-    refreshTickets: async (refs) => refs.map(() => false)
-  }
+  const failing = failingStore('store exploded')
   const app = await slotsApp(t, { store: failing })
   app.get<{ Querystring: { protocol: fastifySlots.ProtocolName, max?: string } }>('/', async (request) => {
     await request.acquireSlot('user', 1, request.query.max === undefined ? 1 : Number(request.query.max), { protocol: request.query.protocol })

@@ -13,7 +13,7 @@ import t from 'tap'
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { MemoryStore } from '../lib/stores/memory-store'
-import { ReleaseOutcome, type SlotStore } from '../lib/stores/store'
+import { failingStore } from './helpers/wrapped-store'
 import type fastifySlots from '../lib'
 import { eventually } from './helpers/app'
 import { buildSdkApp, TEXT, type SdkApp } from './fixtures/sdk-app'
@@ -285,14 +285,7 @@ for (const { protocol, ways } of PROTOCOLS) {
     })
 
     t.test('503 as JSON (store failing): the SDK\'s server error with the message and type', async t => {
-      const failing: SlotStore = {
-        tryAcquire: async () => { throw new Error('store exploded') },
-        poll: async () => { throw new Error('store exploded') },
-        release: async () => ReleaseOutcome.Gone,
-        abandon: async () => {},
-        renew: async (refs) => refs.map(() => false),
-        refreshTickets: async (refs) => refs.map(() => false)
-      }
+      const failing = failingStore('store exploded')
       const fx = await sdkApp(t, { store: failing })
       const err = await rejection(t, create(clients(fx, newUser())))
       t.equal(err.status, 503)

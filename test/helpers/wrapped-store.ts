@@ -1,5 +1,5 @@
 /** A store that delegates to another, with some operations replaced: how tests bend a real store. */
-import type { SlotStore } from '../../lib/stores/store'
+import { ReleaseOutcome, type SlotStore } from '../../lib/stores/store'
 
 export function wrapStore (inner: SlotStore, overrides: Partial<SlotStore> = {}): SlotStore {
   return {
@@ -13,5 +13,18 @@ export function wrapStore (inner: SlotStore, overrides: Partial<SlotStore> = {})
     onGrant: inner.onGrant === undefined ? undefined : (instanceId, listener) => inner.onGrant!(instanceId, listener),
     close: () => inner.close?.(),
     ...overrides
+  }
+}
+
+/** A store that is down: every try and poll rejects with `message`; the rest do nothing. */
+export function failingStore (message = 'store exploded'): SlotStore {
+  const fail = async (): Promise<never> => { throw new Error(message) }
+  return {
+    tryAcquire: fail,
+    poll: fail,
+    release: async () => ReleaseOutcome.Gone,
+    abandon: async () => {},
+    renew: async (refs) => refs.map(() => false),
+    refreshTickets: async (refs) => refs.map(() => false)
   }
 }
