@@ -4,12 +4,19 @@
  * still answers correctly (429 with Retry-After, 499, 503 or 500).
  */
 
-export type SlotErrorCode =
+/** Why acquireSlot failed. */
+export type RejectionCode =
   | 'SLOT_WAIT_TIMEOUT'
   | 'SLOT_QUEUE_FULL'
   | 'SLOT_WAIT_ABORTED'
   | 'SLOT_STORE_UNAVAILABLE'
   | 'SLOT_INVALID_ARGUMENT'
+
+/**
+ * Every code: the rejections, and why a held slot's `signal` aborted (its lease lapsed, or it
+ * was released).
+ */
+export type SlotErrorCode = RejectionCode | 'SLOT_LOST' | 'SLOT_RELEASED'
 
 const STATUS: Record<SlotErrorCode, number> = {
   SLOT_WAIT_TIMEOUT: 429,
@@ -17,7 +24,10 @@ const STATUS: Record<SlotErrorCode, number> = {
   // 499 is nginx's "client closed request": logged by Fastify at info level, not as an error.
   SLOT_WAIT_ABORTED: 499,
   SLOT_STORE_UNAVAILABLE: 503,
-  SLOT_INVALID_ARGUMENT: 500
+  SLOT_INVALID_ARGUMENT: 500,
+  // A handler that rethrows its slot's signal reason: the work stopped for want of a slot.
+  SLOT_LOST: 503,
+  SLOT_RELEASED: 499
 }
 
 export interface SlotErrorDetails {
@@ -55,7 +65,7 @@ export class SlotError extends Error {
   }
 }
 
-const EXPECTED = new Set<SlotErrorCode>(['SLOT_WAIT_TIMEOUT', 'SLOT_QUEUE_FULL', 'SLOT_WAIT_ABORTED'])
+const EXPECTED = new Set<SlotErrorCode>(['SLOT_WAIT_TIMEOUT', 'SLOT_QUEUE_FULL', 'SLOT_WAIT_ABORTED', 'SLOT_RELEASED'])
 
 export function invalidArgument (message: string): SlotError {
   return new SlotError('SLOT_INVALID_ARGUMENT', message)

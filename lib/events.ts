@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import type { SlotErrorCode } from './errors'
+import type { RejectionCode } from './errors'
 
 export interface SlotEventSubject {
   type: string
@@ -16,7 +16,7 @@ export interface SlotEventMap {
   /** A slot was taken; `waitedMs` 0-ish when it was free at once. */
   acquired: [SlotEventSubject & { waitedMs: number }]
   /** acquireSlot failed: timeout, queue full, aborted, store unavailable. */
-  rejected: [SlotEventSubject & { code: SlotErrorCode, waitedMs: number }]
+  rejected: [SlotEventSubject & { code: RejectionCode, waitedMs: number }]
   /** A slot was given back. */
   released: [SlotEventSubject & { heldMs: number }]
   /** Renewal found the lease had lapsed (the process stalled longer than leaseMs): the slot may be someone else's now. */

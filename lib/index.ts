@@ -6,7 +6,7 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { SlotError as SlotErrorClass, type SlotErrorCode as SlotErrorCodeType } from './errors'
+import { SlotError as SlotErrorClass, type RejectionCode as RejectionCodeType, type SlotErrorCode as SlotErrorCodeType } from './errors'
 import { isRedisClient, resolveOptions, type AcquireOptions as AcquireOptionsType, type BackoffOptions as BackoffOptionsType, type FastifySlotsOptions as FastifySlotsOptionsType, type PingOptions as PingOptionsType, type ResolvedOptions, type StreamErrorFrame as StreamErrorFrameType } from './options'
 import { RequestSlots } from './request-slots'
 import type { Slot as SlotType } from './slot'
@@ -162,6 +162,7 @@ declare namespace fastifySlots {
   export type PingOptions = PingOptionsType
   export type Slot = SlotType
   export type SlotErrorCode = SlotErrorCodeType
+  export type RejectionCode = RejectionCodeType
   export type SlotStore = SlotStoreType
   export type TryAcquireArgs = TryAcquireArgsType
   export type MemberRef = MemberRefType

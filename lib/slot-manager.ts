@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Acquisition } from './acquisition'
-import { SlotError } from './errors'
+import { SlotError, type RejectionCode } from './errors'
 import { SlotEvents } from './events'
 import { LeaseKeeper } from './lease-keeper'
 import { resolveCallSettings, type CallSettings, type ResolvedOptions } from './options'
@@ -177,7 +177,7 @@ export class SlotManager {
 
   private reject ({ owner, started, settings }: Acquisition, error: SlotError): SlotError {
     error.waitedMs = Date.now() - started
-    this.events.notify('rejected', { type: error.slotType ?? '', id: error.slotId ?? '', code: error.code, waitedMs: error.waitedMs })
+    this.events.notify('rejected', { type: error.slotType ?? '', id: error.slotId ?? '', code: error.code as RejectionCode, waitedMs: error.waitedMs })
     owner.failStream?.(error, settings.errorFrame)
     // Fastify logs this response as a 200 it already sent: say what ended the stream.
     if (error.streamed) owner.log.info({ err: error }, `fastify-slots: the committed stream ended with ${error.code}`)

@@ -3,6 +3,7 @@
  * its store call exactly once however many of the request's end paths call it.
  */
 import type { FastifyBaseLogger } from 'fastify'
+import { SlotError } from './errors'
 import type { MemberRef } from './stores/store'
 
 export interface Slot {
@@ -12,6 +13,13 @@ export interface Slot {
   readonly waitedMs: number
   /** True when no slot was taken: max 0 (unlimited), or the store failed under 'fail-open'. */
   readonly bypassed: boolean
+  /**
+   * Aborts when the slot ends: released (`SLOT_RELEASED`: by `release()`, or because the
+   * request ended, the client included) or lost (`SLOT_LOST`: its lease lapsed before it was
+   * renewed, so it may be someone else's now). Its `reason` is that SlotError. Pass it to the
+   * upstream call the slot guards, to stop paying for work nobody holds a slot for.
+   */
+  readonly signal: AbortSignal
   /** Gives the slot back. Idempotent; never rejects (a store failure is logged). */
   release (): Promise<void>
 }
@@ -29,6 +37,9 @@ export class HeldSlot implements Slot {
    */
   liveUntil = 0
   private releasing: Promise<void> | undefined
+  /** Created on first use of `signal`: a slot nobody watches pays nothing. */
+  private controller: AbortController | undefined
+  private endReason: SlotError | undefined
 
   constructor (
     readonly type: string,
@@ -48,8 +59,24 @@ export class HeldSlot implements Slot {
     return this.releasing !== undefined
   }
 
+  get signal (): AbortSignal {
+    this.controller ??= new AbortController()
+    if (this.endReason !== undefined && !this.controller.signal.aborted) this.controller.abort(this.endReason)
+    return this.controller.signal
+  }
+
   release (): Promise<void> {
-    this.releasing ??= this.giveBack(this)
+    if (this.releasing === undefined) {
+      this.end('SLOT_RELEASED', 'the slot was released')
+      this.releasing = this.giveBack(this)
+    }
     return this.releasing
+  }
+
+  /** The slot ended (released, or lost): its signal aborts, once, with the first reason. */
+  end (code: 'SLOT_RELEASED' | 'SLOT_LOST', message: string): void {
+    if (this.endReason !== undefined) return
+    this.endReason = new SlotError(code, message, { slotType: this.type, slotId: this.id })
+    this.controller?.abort(this.endReason)
   }
 }

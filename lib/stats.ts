@@ -2,7 +2,7 @@
  * `fastify.slots.stats()`: counters by outcome and a wait-time histogram, kept in process
  * from the plugin's own events (cheap enough to be always on).
  */
-import type { SlotErrorCode } from './errors'
+import type { RejectionCode } from './errors'
 import type { SlotEvents } from './events'
 
 /** Upper bounds (ms) of the wait-time histogram buckets; the last bucket is open-ended. */
@@ -14,7 +14,7 @@ export interface SlotStats {
   lost: number
   storeErrors: number
   pings: number
-  rejected: Record<SlotErrorCode, number>
+  rejected: Record<RejectionCode, number>
   /** Slots this process holds right now. */
   held: number
   /** Requests of this process waiting right now. */
@@ -25,7 +25,7 @@ export interface SlotStats {
 
 export class StatsRecorder {
   private readonly counters = { acquired: 0, released: 0, lost: 0, storeErrors: 0, pings: 0 }
-  private readonly rejected: Record<SlotErrorCode, number> = {
+  private readonly rejected: Record<RejectionCode, number> = {
     SLOT_WAIT_TIMEOUT: 0, SLOT_QUEUE_FULL: 0, SLOT_WAIT_ABORTED: 0, SLOT_STORE_UNAVAILABLE: 0, SLOT_INVALID_ARGUMENT: 0
   }
 

@@ -25,11 +25,11 @@ export async function eventually (check: () => Promise<boolean> | boolean, timeo
   }
 }
 
-/** Sends GET `path` to the app over a real connection and goes away after `afterMs`, as a client that gives up. */
-export async function leaveAfter (app: FastifyInstance, path: string, afterMs: number): Promise<void> {
+/** Sends a request (GET unless `init` says otherwise) over a real connection and goes away after `afterMs`, as a client that gives up. */
+export async function leaveAfter (app: FastifyInstance, path: string, afterMs: number, init: RequestInit = {}): Promise<void> {
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   const controller = new AbortController()
-  const request = fetch(url + path, { signal: controller.signal }).catch(() => {})
+  const request = fetch(url + path, { ...init, signal: controller.signal }).catch(() => {})
   await sleep(afterMs)
   controller.abort()
   await request

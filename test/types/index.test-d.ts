@@ -192,3 +192,10 @@ expectNotAssignable<fastifySlotsCjs.DetachedAcquireOptions>({ protocol: 'anthrop
 expectNotAssignable<fastifySlotsCjs.DetachedAcquireOptions>({ ping: { intervalMs: 100 } })
 expectAssignable<fastifySlotsCjs.StreamErrorFrame>((error: SlotError) => `event: error\ndata: ${error.code}\n\n`)
 expectAssignable<fastifySlotsCjs.SlotEventMap['acquired']>([{ type: 'user', id: '1', waitedMs: 0 }])
+
+// A held slot's signal aborts when it ends; its reason is a SlotError of one of these codes.
+declare const heldSlot: Slot
+expectType<AbortSignal>(heldSlot.signal)
+expectAssignable<SlotErrorCode>('SLOT_LOST')
+expectAssignable<SlotErrorCode>('SLOT_RELEASED')
+expectNotAssignable<fastifySlotsCjs.RejectionCode>('SLOT_LOST')
