@@ -109,7 +109,7 @@ export class LeaseKeeper {
   /** The slot's lease lapsed: it may be someone else's now; never counted or released again. */
   private markLost (slot: HeldSlot): void {
     slot.lost = true
-    slot.end('SLOT_LOST', 'the slot was lost: its lease lapsed before it was renewed, so it may be someone else\'s now')
+    slot.end('SLOT_LOST')
     if (slot.ref !== null) this.held.delete(slot.ref.member)
     slot.log.warn({ slotType: slot.type, slotId: slot.id }, 'fastify-slots: slot lost: its lease expired before it was renewed or released')
     this.events.notify('lost', { type: slot.type, id: slot.id, heldMs: Date.now() - slot.acquiredAt })

@@ -24,6 +24,8 @@ export interface Slot {
   release (): Promise<void>
 }
 
+type EndCode = 'SLOT_RELEASED' | 'SLOT_LOST'
+
 export class HeldSlot implements Slot {
   readonly acquiredAt = Date.now()
   /** Renewal found the lease expired: the slot may belong to someone else; never counted again. */
@@ -39,7 +41,7 @@ export class HeldSlot implements Slot {
   private releasing: Promise<void> | undefined
   /** Created on first use of `signal`: a slot nobody watches pays nothing. */
   private controller: AbortController | undefined
-  private endReason: SlotError | undefined
+  private ended: EndCode | undefined
 
   constructor (
     readonly type: string,
@@ -60,23 +62,33 @@ export class HeldSlot implements Slot {
   }
 
   get signal (): AbortSignal {
-    this.controller ??= new AbortController()
-    if (this.endReason !== undefined && !this.controller.signal.aborted) this.controller.abort(this.endReason)
+    if (this.controller === undefined) {
+      this.controller = new AbortController()
+      if (this.ended !== undefined) this.controller.abort(this.reason(this.ended))
+    }
     return this.controller.signal
   }
 
   release (): Promise<void> {
     if (this.releasing === undefined) {
-      this.end('SLOT_RELEASED', 'the slot was released')
+      this.end('SLOT_RELEASED')
       this.releasing = this.giveBack(this)
     }
     return this.releasing
   }
 
   /** The slot ended (released, or lost): its signal aborts, once, with the first reason. */
-  end (code: 'SLOT_RELEASED' | 'SLOT_LOST', message: string): void {
-    if (this.endReason !== undefined) return
-    this.endReason = new SlotError(code, message, { slotType: this.type, slotId: this.id })
-    this.controller?.abort(this.endReason)
+  end (code: EndCode): void {
+    if (this.ended !== undefined) return
+    this.ended = code
+    this.controller?.abort(this.reason(code))
+  }
+
+  /** Built only when a signal is watched: most slots end without anyone asking why. */
+  private reason (code: EndCode): SlotError {
+    const message = code === 'SLOT_LOST'
+      ? "the slot was lost: its lease lapsed before it was renewed, so it may be someone else's now"
+      : 'the slot was released'
+    return new SlotError(code, message, { slotType: this.type, slotId: this.id })
   }
 }
