@@ -2,10 +2,9 @@
  * The distributed store: per subject a sorted set of holders, one of waiting tickets and one
  * of arrival order, changed only by one Lua script (run by EVALSHA through ioredis'
  * defineCommand) so every check-and-insert is atomic and nobody is admitted beyond its own
- * `max` (see store.ts for the admission rule). The
- * operations a process issues in one tick travel together in one call of that script. Works
- * with a single Redis or an ioredis Cluster: a script touches only the keys it is given, all
- * under one subject's hash tag.
+ * `max` (see store.ts for the admission rule). The operations a process issues in one tick
+ * travel together in one call of that script. Works with a single Redis or an ioredis
+ * Cluster: a script touches only the keys it is given, all under one subject's hash tag.
  */
 import { parseMember, type AcquireOutcome, type GrantListener, type GrantSubscription, type MemberRef, type ReleaseArgs, type ReleaseOutcome, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
 import { GrantSubscriber, type SubscriberLike } from './grant-subscriber'
