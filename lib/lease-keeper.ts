@@ -9,7 +9,7 @@ import type { Acquisition } from './acquisition'
 import type { SlotEvents } from './events'
 import type { ResolvedOptions } from './options'
 import { HeldSlot } from './slot'
-import { withTimeout } from './store-call'
+import { storeCall } from './store-call'
 import { ReleaseOutcome, type MemberRef, type SlotStore } from './stores/store'
 
 export class LeaseKeeper {
@@ -41,10 +41,8 @@ export class LeaseKeeper {
     // The call that set its lease was sent at most storeTimeoutMs before its answer came.
     slot.liveUntil = Date.now() - this.options.storeTimeoutMs + (acquisition.claimed ? this.options.claimMs : this.options.leaseMs)
     this.held.set(ref.member, slot)
-    if (acquisition.claimed) {
-      slot.claimed = true
-      this.renew([slot]).catch(() => {})
-    }
+    // Granted by another process for its claim only: confirmed (renewed) at once.
+    if (acquisition.claimed) this.renew([slot]).catch(() => {})
     return slot
   }
 
@@ -65,11 +63,10 @@ export class LeaseKeeper {
   private async renew (slots: HeldSlot[]): Promise<void> {
     const sent = Date.now()
     try {
-      const alive = await withTimeout(this.store.renew(slots.map(s => s.ref as MemberRef), this.options.leaseMs), this.options.storeTimeoutMs, 'the slot store')
+      const alive = await storeCall(this.store.renew(slots.map(s => s.ref as MemberRef), this.options.leaseMs), this.options.storeTimeoutMs)
       alive.forEach((ok, i) => {
         const slot = slots[i]
         if (ok) {
-          slot.claimed = false
           slot.liveUntil = Math.max(slot.liveUntil, sent + this.options.leaseMs)
         } else if (this.held.get(slot.ref!.member) === slot) {
           // Only a slot still kept: a release (or a give-back) racing this renewal is not a loss.
@@ -88,7 +85,7 @@ export class LeaseKeeper {
     this.held.delete(ref.member)
     const heldMs = Date.now() - slot.acquiredAt
     try {
-      const outcome = await withTimeout(this.store.release({ tag: ref.tag, member: ref.member, leaseMs: this.options.leaseMs }), this.options.storeTimeoutMs, 'the slot store')
+      const outcome = await storeCall(this.store.release({ tag: ref.tag, member: ref.member, leaseMs: this.options.leaseMs }), this.options.storeTimeoutMs)
       // No entry before its lease could have ended: an earlier run of this same release
       // (ioredis resends after a reconnect) already removed it.
       if (outcome === ReleaseOutcome.Released || (outcome === ReleaseOutcome.Gone && Date.now() < slot.liveUntil)) {

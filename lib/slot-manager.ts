@@ -13,7 +13,7 @@ import { LeaseKeeper } from './lease-keeper'
 import { resolveCallSettings, type CallSettings, type ResolvedOptions } from './options'
 import { HeldSlot, type Slot } from './slot'
 import type { SlotOwner } from './slot-owner'
-import { storeUnavailable, withTimeout } from './store-call'
+import { storeCall, storeUnavailable } from './store-call'
 import { AcquireOutcome, isAcquired, memberName, type GrantSubscription, type MemberRef, type SlotStore } from './stores/store'
 import { toSubject, validateMax, type Subject } from './subject'
 import { WaitRegistry } from './wait-registry'
@@ -139,7 +139,7 @@ export class SlotManager {
     acquisition.inStore = true
     let outcome: AcquireOutcome
     try {
-      outcome = await withTimeout(this.store.tryAcquire(acquisition.args), this.options.storeTimeoutMs, 'the slot store')
+      outcome = await storeCall(this.store.tryAcquire(acquisition.args), this.options.storeTimeoutMs)
     } catch (err) {
       acquisition.fail(err as Error)
       return
@@ -156,7 +156,7 @@ export class SlotManager {
       // after the deadline passed is given back).
       if (outcome === AcquireOutcome.QueueFull || settings.maxWaitMs === 0) acquisition.inStore = false
       acquisition.fail(outcome === AcquireOutcome.QueueFull
-        ? this.waits.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject)
+        ? this.waits.queueFull(subject)
         : this.waits.timeout(subject, settings.maxWaitMs))
     } else {
       this.waits.enqueue(acquisition)

@@ -30,8 +30,6 @@ export class HeldSlot implements Slot {
   readonly acquiredAt = Date.now()
   /** Renewal found the lease expired: the slot may belong to someone else; never counted again. */
   lost = false
-  /** Granted by another process for its claim only, not confirmed yet. */
-  claimed = false
   /**
    * Local time before which the store's entry cannot have expired (when the call that last set
    * its lease was sent, plus that lease): a release that finds no entry before then is a

@@ -11,7 +11,7 @@ import type { Slot } from './slot'
 import type { SlotManager } from './slot-manager'
 import { withDetachedOwner } from './slot-owner'
 import { StatsRecorder, type SlotStats } from './stats'
-import { withTimeout } from './store-call'
+import { storeCall } from './store-call'
 import type { SlotStore, SubjectLoad } from './stores/store'
 import { toSubject, validateMax } from './subject'
 
@@ -89,7 +89,7 @@ export class SlotsApi {
     const key = `${type}\n${subjects.map(s => s.tag).join('\n')}`
     const shared = this.reads.get(key)
     if (shared !== undefined) return await shared
-    const load = withTimeout(store.usage(subjects.map(s => s.tag)), this.manager.options.storeTimeoutMs, 'the slot store')
+    const load = storeCall(store.usage(subjects.map(s => s.tag)), this.manager.options.storeTimeoutMs)
       .then(loads => loads.map((l, i) => ({ id: subjects[i].id, held: l.held, waiting: l.waiting })))
     // In flight, the read is shared (single-flight); once answered, kept usageCacheMs.
     this.reads.set(key, load)

@@ -4,10 +4,11 @@
  */
 import { SlotError } from './errors'
 
-export async function withTimeout<T> (promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+/** `promise`, or a rejection once the store has not answered within `timeoutMs`. */
+export async function storeCall<T> (promise: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${timeoutMs} ms`)), timeoutMs)
+    timer = setTimeout(() => reject(new Error(`the slot store did not answer within ${timeoutMs} ms`)), timeoutMs)
   })
   try {
     return await Promise.race([promise, timeout])

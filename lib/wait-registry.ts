@@ -12,7 +12,7 @@ import { subjectError, type SlotErrorCode } from './errors'
 import type { SlotEvents } from './events'
 import type { CallSettings, ResolvedOptions } from './options'
 import type { SlotOwner } from './slot-owner'
-import { withTimeout } from './store-call'
+import { storeCall } from './store-call'
 import { AcquireOutcome, isAcquired, type MemberRef, type SlotStore, type TryAcquireArgs } from './stores/store'
 import type { Subject } from './subject'
 import { SubjectQueue } from './wait-queue'
@@ -141,7 +141,7 @@ export class WaitRegistry {
     } else if (outcome === AcquireOutcome.QueueFull) {
       // Its ticket lapsed (this process stalled) and others filled the queue meanwhile.
       acquisition.inStore = false
-      acquisition.fail(this.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${acquisition.subject.type}, and too many requests are already waiting`, acquisition.subject))
+      acquisition.fail(this.queueFull(acquisition.subject))
     }
   }
 
@@ -170,6 +170,10 @@ export class WaitRegistry {
     return queue
   }
 
+  queueFull (subject: Subject): ReturnType<typeof subjectError> {
+    return this.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject)
+  }
+
   timeout (subject: Subject, maxWaitMs: number): ReturnType<typeof subjectError> {
     return this.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${maxWaitMs} ms`, subject)
   }
@@ -179,6 +183,6 @@ export class WaitRegistry {
   }
 
   private call<T> (promise: Promise<T>): Promise<T> {
-    return withTimeout(promise, this.options.storeTimeoutMs, 'the slot store')
+    return storeCall(promise, this.options.storeTimeoutMs)
   }
 }
