@@ -82,7 +82,8 @@ t.test('a client abort while waiting leaves the queue and rejects with SLOT_WAIT
   t.equal(await holders(redis, prefix, 'user:busy'), 1, 'the holder is untouched')
   finish()
   t.equal((await holding).statusCode, 200)
-  t.same(await keysUnder(redis, prefix), [])
+  await eventually(async () => (await keysUnder(redis, prefix)).length === 0, 1000)
+  t.same(await keysUnder(redis, prefix), [], 'nothing is left once the release went out')
 })
 
 t.test('every slot is released exactly once however the request ends', async t => {

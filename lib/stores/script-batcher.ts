@@ -1,10 +1,10 @@
 /**
- * Coalesces the store operations issued in one tick (every request's acquire, release and
- * renewal that reached the store before the event loop moved on) into one call of the batch
- * script: one write, one EVALSHA and one reply instead of one of each per operation. Under
- * load that is most of the cost of a slot; with one operation in flight it adds nothing but a
- * process.nextTick. On a Cluster a script may only touch one hash slot, so operations are
- * grouped per subject there.
+ * Coalesces the store operations issued in one turn of the event loop (every request's
+ * acquire, release and renewal that reached the store while Node handled the I/O of that turn)
+ * into one call of the batch: one write, one script call and one reply instead of one of each
+ * per operation. An HTTP server handles many requests per turn under load, so this is most of
+ * what a slot costs there; with one operation in flight it adds nothing but a setImmediate.
+ * On a Cluster a script may only touch one hash slot, so operations are grouped per subject.
  */
 export type BatchArg = string | number
 
@@ -37,7 +37,7 @@ export class ScriptBatcher {
 
   constructor (private readonly send: SendBatch, private readonly perSubject: boolean) {}
 
-  /** Queues one operation for this tick's batch; settles with its own reply. */
+  /** Queues one operation for this turn's batch; settles with its own reply. */
   run (tag: string, keys: SubjectKeys, args: readonly BatchArg[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.pending.push({ tag, keys, args, resolve, reject })
@@ -46,7 +46,9 @@ export class ScriptBatcher {
         this.pending = []
       } else if (!this.scheduled) {
         this.scheduled = true
-        process.nextTick(() => this.flush())
+        // Not process.nextTick: that flushes after every I/O callback, so each request's
+        // operation went out alone; setImmediate runs once the turn's I/O is handled.
+        setImmediate(() => this.flush())
       }
     })
   }

@@ -37,13 +37,15 @@ function issue (batcher: ScriptBatcher, n: number, tag: (i: number) => string = 
   return results
 }
 
-t.test('one operation: sent after the tick, with its keys and args, settles with its reply', async t => {
+t.test('one operation: sent once the turn of the event loop is over, with its keys and args, settles with its reply', async t => {
   const { batches, send } = fakeSend()
   const batcher = new ScriptBatcher(send, false)
   const result = batcher.run('a', keysOf('a'), [7, 'op-7'])
   t.equal(batches.length, 0, 'nothing is sent synchronously')
   await new Promise<void>(resolve => process.nextTick(resolve))
-  t.equal(batches.length, 1, 'sent on the next tick')
+  t.equal(batches.length, 0, 'not yet on the next tick: operations of later I/O callbacks of this turn may still join')
+  await new Promise<void>(resolve => setImmediate(resolve))
+  t.equal(batches.length, 1, 'sent at setImmediate')
   t.same(batches[0], { keys: keysOf('a'), args: [7, 'op-7'] })
   t.equal(await result, 70)
 })
