@@ -85,7 +85,7 @@ export class LeaseKeeper {
     this.held.delete(ref.member)
     const heldMs = Date.now() - slot.acquiredAt
     try {
-      const outcome = await storeCall(this.store.release({ tag: ref.tag, member: ref.member, leaseMs: this.options.leaseMs }), this.options.storeTimeoutMs)
+      const outcome = await storeCall(this.store.release({ tag: ref.tag, member: ref.member, leaseMs: this.options.leaseMs, mayHaveLapsed: Date.now() >= slot.liveUntil }), this.options.storeTimeoutMs)
       // No entry before its lease could have ended: an earlier run of this same release
       // (ioredis resends after a reconnect) already removed it.
       if (outcome === ReleaseOutcome.Released || (outcome === ReleaseOutcome.Gone && Date.now() < slot.liveUntil)) {

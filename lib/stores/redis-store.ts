@@ -8,20 +8,11 @@
  */
 import { parseMember, type AcquireOutcome, type GrantListener, type GrantSubscription, type MemberRef, type ReleaseArgs, type ReleaseOutcome, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
 import { GrantSubscriber, type SubscriberLike } from './grant-subscriber'
-import { ScriptBatcher, type BatchArg, type SubjectKeys } from './script-batcher'
+import { ScriptBatcher, type SubjectKeys } from './script-batcher'
+import { BatchCaller, type RedisClientLike } from './batch-caller'
 import { encodeOperation, type OperationArgs, type OperationName } from './scripts/operations'
-import { RUN_BATCH } from './scripts/run-batch'
 
-interface BatchCommand {
-  fastifySlotsBatch (...numKeysKeysAndArgs: BatchArg[]): Promise<unknown>
-}
-
-/** The part of an ioredis `Redis` or `Cluster` client the store uses. */
-export interface RedisClientLike {
-  defineCommand (name: string, definition: { numberOfKeys?: number, lua: string }): void
-  duplicate (...args: unknown[]): unknown
-  readonly isCluster?: boolean
-}
+export type { RedisClientLike }
 
 export interface RedisStoreOptions {
   client: RedisClientLike
@@ -33,7 +24,7 @@ export interface RedisStoreOptions {
 
 export class RedisStore implements SlotStore {
   readonly prefix: string
-  private readonly client: RedisClientLike & BatchCommand
+  private readonly caller: BatchCaller
   private readonly batcher: ScriptBatcher
   private readonly subscriber: GrantSubscriber | undefined
   private readonly grantListeners = new Map<string, GrantListener>()
@@ -42,13 +33,10 @@ export class RedisStore implements SlotStore {
 
   constructor ({ client, prefix, wakeups = true }: RedisStoreOptions) {
     this.prefix = prefix
-    const scripted = client as RedisClientLike & Partial<BatchCommand>
-    // A shared client needs the command defined only once. No numberOfKeys: a batch's key count varies.
-    if (typeof scripted.fastifySlotsBatch !== 'function') client.defineCommand('fastifySlotsBatch', { lua: RUN_BATCH })
-    this.client = scripted as RedisClientLike & BatchCommand
+    this.caller = new BatchCaller(client)
     const cluster = client.isCluster === true
     this.sharded = !cluster
-    this.batcher = new ScriptBatcher((keys, args) => this.client.fastifySlotsBatch(keys.length, ...keys, this.grantChannelPrefix, this.sharded && this.subscriber?.isSharded !== false ? 1 : 0, ...args), cluster)
+    this.batcher = new ScriptBatcher((keys, args) => this.caller.send(keys, [this.grantChannelPrefix, this.sharded && this.subscriber?.isSharded !== false ? 1 : 0, ...args]), cluster)
     this.subscriber = wakeups
       // The subscriber queues its SUBSCRIBEs until connected, even when the main client fails
       // fast with enableOfflineQueue: false, or its first subscriptions would be lost.
@@ -81,8 +69,8 @@ export class RedisStore implements SlotStore {
     return Number(reply[0]) as AcquireOutcome
   }
 
-  async release ({ tag, member, leaseMs }: ReleaseArgs): Promise<ReleaseOutcome> {
-    const reply = await this.run('release', tag, { member, lease: leaseMs ?? 0 }) as unknown[]
+  async release ({ tag, member, leaseMs, mayHaveLapsed }: ReleaseArgs): Promise<ReleaseOutcome> {
+    const reply = await this.run('release', tag, { member, lease: leaseMs ?? 0, check: mayHaveLapsed === true ? 1 : 0 }) as unknown[]
     this.reportGrants({ tag, member }, reply)
     return Number(reply[0]) as ReleaseOutcome
   }

@@ -64,6 +64,12 @@ export interface ReleaseArgs extends MemberRef {
    * releasing). Omitted: such a grant gets the ticket's own claim, like any other.
    */
   leaseMs?: number
+  /**
+   * The caller's clock says the lease may have ended: the store tells a live slot (Released)
+   * from a lapsed one (Lapsed). Otherwise a store may skip that check and answer Released for
+   * an entry it removed (the Redis store then removes it without reading its clock).
+   */
+  mayHaveLapsed?: boolean
 }
 
 export interface SubjectLoad {

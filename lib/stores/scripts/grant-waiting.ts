@@ -1,10 +1,11 @@
 /**
- * Lua `grantWaiting(holders, tickets, queue, instance, lease, reply, leaving)`: hands free capacity to
+ * Lua `grantWaiting(holders, tickets, queue, instance, lease, reply, leaving, holdersPurged)`: hands free capacity to
  * the oldest live tickets, inside the atomic step that freed it (a release) or looked for it
  * (a poll), so a waiter never has to race for a slot. Each ticket is admitted only while the
  * live holders are fewer than its OWN max (carried in its name), and the pass stops at the
  * first live ticket that does not fit: nobody overtakes a waiter. `leaving`, when given, is the
  * member that just released: a stale ticket of its own is dropped, never granted back to it.
+ * `holdersPurged` when the caller already purged lapsed holders in this call.
  * A grant to a member of `instance` (the caller, alive since it is asking) gets `lease` and is
  * appended to `reply`; any other grant gets the ticket's own claim and is published on its
  * instance's channel, so a grant to a process that died frees itself after that claim.
@@ -16,8 +17,8 @@ local function purgeTickets (tickets, queue)
   for _ = 1, PURGE_CHUNKS do
     local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now, 'LIMIT', 0, PURGE_CHUNK)
     if #expired > 0 then
-      redis.call('ZREM', tickets, unpack(expired))
-      redis.call('ZREM', queue, unpack(expired))
+      zrem(tickets, unpack(expired))
+      zrem(queue, unpack(expired))
     end
     if #expired < PURGE_CHUNK then return true end
   end
@@ -33,38 +34,41 @@ local function notifyGrant (instance, member, holders)
   if not sent or (type(sent) == 'table' and sent.err) then redis.call('PUBLISH', channel, message) end
 end
 
-local function grantWaiting (holders, tickets, queue, instance, lease, reply, leaving)
+local function grantWaiting (holders, tickets, queue, instance, lease, reply, leaving, holdersPurged)
   if redis.call('EXISTS', queue) == 0 then return end
+  clock()
   -- Once every lapsed ticket is purged, a queue entry has a live ticket: no need to look.
   local purged = purgeTickets(tickets, queue)
-  redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
+  if not holdersPurged then purgeLapsed(holders) end
   local held = redis.call('ZCARD', holders)
   local done = {}
   local longest = 0
   for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, GRANT_SCAN - 1)) do
     local owner, max, claim = parseMember(waiter)
     local live = purged or tonumber(redis.call('ZSCORE', tickets, waiter) or 0) > now
-    -- A member that already holds, or is leaving, has a stale ticket (a resent first try that
-    -- queued, then found room): it only loses it.
-    if live and max > 0 and waiter ~= leaving and not redis.call('ZSCORE', holders, waiter) then
-      if held >= max then break end
-      local ttl = claim
-      if owner == instance and lease > 0 then
-        ttl = lease
-        reply[#reply + 1] = waiter
-      else
-        notifyGrant(owner, waiter, holders)
+    if live and max > 0 and waiter ~= leaving then
+      -- A member that already holds has a stale ticket (a resent first try that queued, then
+      -- found room): it only loses it. Checked here only when the pass would stop at it; a
+      -- grant below finds out by its NX.
+      if held >= max and not redis.call('ZSCORE', holders, waiter) then break end
+      local own = owner == instance and lease > 0
+      local ttl = own and lease or claim
+      if held < max and redis.call('ZADD', holders, 'NX', now + ttl, waiter) == 1 then
+        if own then
+          reply[#reply + 1] = waiter
+        else
+          notifyGrant(owner, waiter, holders)
+        end
+        if ttl > longest then longest = ttl end
+        held = held + 1
       end
-      redis.call('ZADD', holders, now + ttl, waiter)
-      if ttl > longest then longest = ttl end
-      held = held + 1
     end
-    -- Granted, or a lapsed, malformed or leaving ticket: either way it leaves the queue.
+    -- Granted, or a lapsed, malformed or leaving ticket, or a holder's stale one: it leaves the queue.
     done[#done + 1] = waiter
   end
   if #done > 0 then
-    redis.call('ZREM', tickets, unpack(done))
-    redis.call('ZREM', queue, unpack(done))
+    zrem(tickets, unpack(done))
+    zrem(queue, unpack(done))
   end
   if longest > 0 then keepAlive(holders, longest) end
 end

@@ -6,7 +6,7 @@
 export const OPERATIONS = {
   tryAcquire: { code: 'a', args: ['member', 'max', 'lease', 'maxWaiters', 'ticketTtl', 'fair', 'ahead'] },
   poll: { code: 'p', args: ['member', 'max', 'lease', 'maxWaiters', 'ticketTtl', 'fair', 'ahead'] },
-  release: { code: 'r', args: ['member', 'lease'] },
+  release: { code: 'r', args: ['member', 'lease', 'check'] },
   abandon: { code: 'x', args: ['member', 'lease'] },
   renew: { code: 'h', args: ['member', 'ttl'] },
   refreshTicket: { code: 't', args: ['member', 'ttl'] },

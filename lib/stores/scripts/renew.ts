@@ -12,8 +12,9 @@
 export const RENEW = `
 local function extend (key, member, ttl)
   local expiry = redis.call('ZSCORE', key, member)
+  clock()
   if not expiry or tonumber(expiry) <= now then
-    if expiry then redis.call('ZREM', key, member) end
+    if expiry then zrem(key, member) end
     return 0
   end
   redis.call('ZADD', key, 'XX', now + ttl, member)
@@ -31,11 +32,12 @@ local function refreshTicket (holders, tickets, queue, member, ttl)
     keepAlive(queue, ttl)
     return 1
   end
-  redis.call('ZREM', queue, member)
+  zrem(queue, member)
   return 0
 end
 
 local function countLive (holders, tickets, queue)
+  clock()
   return { redis.call('ZCOUNT', holders, '(' .. now, '+inf'), redis.call('ZCOUNT', tickets, '(' .. now, '+inf') }
 end
 `

@@ -27,15 +27,21 @@ local function queueTicket (tickets, queue, member, maxWaiters, ticketTtl)
   if not ticket or tonumber(ticket) <= now then
     if redis.call('ZCOUNT', tickets, '(' .. now, '+inf') >= maxWaiters then
       if ticket then
-        redis.call('ZREM', tickets, member)
-        redis.call('ZREM', queue, member)
+        zrem(tickets, member)
+        zrem(queue, member)
       end
       return -1
     end
-    -- Arrival order in µs of Redis time, strictly increasing even within one µs.
-    local last = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')
+    -- Arrival order in µs of Redis time, strictly increasing even within one µs (the last
+    -- order is read once per call and queue, then counted on).
+    local last = lastOrder[queue]
+    if not last then
+      local entry = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')
+      last = #entry > 0 and tonumber(entry[2]) or 0
+    end
     local order = nowUs
-    if #last > 0 and tonumber(last[2]) >= order then order = tonumber(last[2]) + 1 end
+    if last >= order then order = last + 1 end
+    lastOrder[queue] = order
     redis.call('ZADD', queue, order, member)
     keepAlive(queue, ticketTtl)
   end
@@ -47,13 +53,14 @@ end
 -- Takes a slot when holders + ahead < max; in fair mode every live ticket is ahead. Answers 2
 -- when room is left after it, 1 when it made the subject full, else queues (0 / -1).
 local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead)
+  clock()
   max, lease, maxWaiters, ticketTtl = tonumber(max), tonumber(lease), tonumber(maxWaiters), tonumber(ticketTtl)
   ahead = tonumber(ahead)
   if fair == '1' then ahead = redis.call('ZCOUNT', tickets, '(' .. now, '+inf') end
   local held = redis.call('ZCARD', holders)
   -- Expired leases count until purged. Purging only when the answer is "full" or "now full"
   -- keeps the common path short and the room it reports exact.
-  if held + ahead + 1 >= max then held = held - redis.call('ZREMRANGEBYSCORE', holders, '-inf', now) end
+  if held + ahead + 1 >= max then held = held - purgeLapsed(holders) end
   if held + ahead < max then
     -- ZADD answers 0 for a member that already held (a resent try): it was counted in held.
     held = held + redis.call('ZADD', holders, now + lease, member)
@@ -61,7 +68,13 @@ local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaite
     if held + ahead < max then return 2 end
     return 1
   end
-  if keepHolding(holders, member, lease) then return 1 end
+  -- Full, so lapsed holders were purged above: an entry of this member is a live slot (a
+  -- resent try), kept with a full lease.
+  if redis.call('ZSCORE', holders, member) then
+    redis.call('ZADD', holders, now + lease, member)
+    keepAlive(holders, lease)
+    return 1
+  end
   if ticketTtl <= 0 then return 0 end
   return queueTicket(tickets, queue, member, maxWaiters, ticketTtl)
 end
@@ -69,6 +82,7 @@ end
 -- A waiting member's retry: { outcome, members of its instance granted a slot... }. Free
 -- capacity goes to the oldest tickets first, this member's among them.
 local function poll (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead)
+  clock()
   lease, maxWaiters, ticketTtl = tonumber(lease), tonumber(maxWaiters), tonumber(ticketTtl)
   if keepHolding(holders, member, lease) then return { 1 } end
   local reply = { 0 }
