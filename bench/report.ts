@@ -1,0 +1,181 @@
+/**
+ * What the benchmark prints: one table per scenario and the targets with their verdicts.
+ * Everything here reads results; nothing measures.
+ */
+import type { HttpVariant, SystemName } from './common'
+import type { Args } from './context'
+import { LIMIT, WORKERS, type ContendedRun, type IdleRun } from './scenarios/contended'
+import { HTTP_CONNECTIONS, HTTP_ROUNDS, type HttpRun } from './scenarios/http'
+import { CONCURRENCIES, ROUNDS, UNCONTENDED_LIMIT, type UncontendedRun } from './scenarios/uncontended'
+
+export const LABEL: Record<SystemName, string> = {
+  'in-process': 'in-process FIFO (ideal)',
+  slots: 'fastify-slots',
+  'slots-fair': 'fastify-slots fair',
+  'redis-semaphore': 'redis-semaphore',
+  'seed-style': 'seed-style poller',
+  floor: '2×PING (floor)'
+}
+export const COLOR: Record<SystemName, string> = {
+  'in-process': '#2ca02c',
+  slots: '#1f77b4',
+  'slots-fair': '#9467bd',
+  'redis-semaphore': '#d62728',
+  'seed-style': '#ff7f0e',
+  floor: '#7f7f7f'
+}
+export const HTTP_LABEL: Record<HttpVariant, string> = {
+  bare: 'bare route (no plugin)',
+  slots: 'route + acquireSlot',
+  'slots-memory': 'route + acquireSlot, memory store',
+  floor: 'bare route + 2 PINGs'
+}
+
+export function table (header: string[], rows: Array<Array<string | number>>): string {
+  const cells = [header, ...rows.map(r => r.map(String))]
+  const widths = header.map((_, i) => Math.max(...cells.map(r => r[i].length)))
+  const line = (r: string[]): string => r.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join('  ')
+  return [line(cells[0]), widths.map(w => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n')
+}
+
+export const f = (n: number, digits = 1): string => Number.isFinite(n) ? n.toFixed(digits) : '-'
+export const pct = (n: number, digits = 1): string => Number.isFinite(n) ? `${(n * 100).toFixed(digits)} %` : '-'
+export const ms = (n: number): string => !Number.isFinite(n) ? '-' : n < 10 ? n.toFixed(2) : n < 1000 ? n.toFixed(0) : `${(n / 1000).toFixed(2)} s`
+
+export function contendedReport (runs: ContendedRun[], args: Args): string[] {
+  const out: string[] = []
+  for (const hold of args.holds) {
+    const group = runs.filter(r => r.holdMs === hold)
+    if (group.length === 0) continue
+    const ideal = group.find(r => r.system === 'in-process')
+    out.push(`\n## Contended: limit ${LIMIT}, ${WORKERS} workers (${args.processes} processes; the in-process ideal: 1), hold ${hold} ms, ${args.seconds} s`)
+    out.push(table(
+      ['system', 'acq/s', 'util', 'util/ideal', 'hand-off p50', 'p99', 'wait p50', 'p99', 'max*', 'Jain', 'max/p50', 'starved', 'cmds/s', 'sent/s', 'cmds/acq', 'sent/acq', 'cmds/waiter/s', 'sent/waiter/s', 'Redis µs/acq'],
+      group.map(r => [
+        LABEL[r.system], f(r.acquisitionsPerSecond), pct(r.utilisation), ideal === undefined ? '-' : pct(r.utilisation / ideal.utilisation),
+        ms(r.handoff.p50), ms(r.handoff.p99), ms(r.wait.p50), ms(r.wait.p99), ms(r.waitMaxInclPendingMs), f(r.jain, 3), f(r.maxOverP50Wait, 1), r.starvedWorkers,
+        f(r.redis.commandsPerSecond, 0), f(r.redis.clientCommandsPerSecond, 0), f(r.commandsPerAcquisition, 1), f(r.clientCommandsPerAcquisition, 2),
+        f(r.commandsPerWaiterPerSecond, 1), f(r.clientCommandsPerWaiterPerSecond, 2), f(r.redisCpuMicrosPerAcquisition, 0)
+      ])))
+    out.push('(times in ms; max* counts the waits still unfinished at the end; cmds = every command Redis ran incl. inside Lua (INFO commandstats); sent = commands the clients sent)')
+  }
+  return out
+}
+
+export function idleReport (idleRuns: IdleRun[], args: Args): string[] {
+  if (idleRuns.length === 0) return []
+  return [
+    `\n## Idle waiting: the ${LIMIT} slots are held for the whole run, ${WORKERS - LIMIT} workers wait (${args.processes} processes), ${args.seconds} s`,
+    table(['system', 'cmds/s', 'sent/s', 'cmds/waiter/s', 'sent/waiter/s', 'Redis CPU ms/s'],
+      idleRuns.map(r => [LABEL[r.system], f(r.commandsPerSecond, 0), f(r.clientCommandsPerSecond, 0), f(r.commandsPerWaiterPerSecond, 2), f(r.clientCommandsPerWaiterPerSecond, 2), f(r.redisCpuMicrosPerSecond / 1000, 1)]))
+  ]
+}
+
+export function uncontendedReport (unc: UncontendedRun[], uncontendedSeconds: number): string[] {
+  if (unc.length === 0) return []
+  const rows: Array<Array<string | number>> = []
+  for (const concurrency of CONCURRENCIES) {
+    for (const subjects of ['distinct', 'same'] as const) {
+      const rs = unc.filter(u => u.concurrency === concurrency && u.subjects === subjects)
+      const floor = rs.find(u => u.system === 'floor')
+      const sem = rs.find(u => u.system === 'redis-semaphore')
+      for (const r of rs) {
+        rows.push([`${concurrency} ${subjects}`, LABEL[r.system], f(r.opsPerSecond, 0), floor === undefined ? '-' : f(r.opsPerSecond / floor.opsPerSecond, 2),
+          sem === undefined ? '-' : f(r.opsPerSecond / sem.opsPerSecond, 2), r.opsPerSecondByRound.join('/'), ms(r.p50Ms), ms(r.p99Ms), f(r.clientCommandsPerOp, 2), f(r.serverCommandsPerOp, 1),
+          f(r.redisCpuMicrosPerOp, 1), f(r.clientCpuMicrosPerOp, 1)])
+      }
+    }
+  }
+  return [
+    `\n## Uncontended: acquire → release loops, limit ${UNCONTENDED_LIMIT}, ${ROUNDS} interleaved rounds of ${uncontendedSeconds} s per case`,
+    table(['loops', 'system', 'ops/s', 'vs floor', 'vs redis-sem', 'by round', 'p50 ms', 'p99 ms', 'sent/op', 'cmds/op', 'Redis µs/op', 'client µs/op'], rows)
+  ]
+}
+
+export function httpReport (httpRuns: HttpRun[], httpSeconds: number): string[] {
+  if (httpRuns.length === 0) return []
+  const bare = httpRuns.find(h => h.variant === 'bare')
+  const floor = httpRuns.find(h => h.variant === 'floor')
+  return [
+    `\n## HTTP: autocannon, ${HTTP_CONNECTIONS} connections, ${HTTP_ROUNDS} interleaved rounds of ${httpSeconds} s; GET / takes ('user', one of 100 ids, 10)`,
+    table(['route', 'req/s', 'vs bare', 'vs 2 PINGs', 'by round', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'Redis cmds/req', 'Redis µs/req'],
+      httpRuns.map(h => [HTTP_LABEL[h.variant], f(h.requestsPerSecond, 0), bare === undefined ? '-' : pct(h.requestsPerSecond / bare.requestsPerSecond),
+        floor === undefined ? '-' : pct(h.requestsPerSecond / floor.requestsPerSecond), h.requestsPerSecondByRound.join('/'),
+        f(h.latencyP50Ms, 1), f(h.latencyP99Ms, 1), h.non2xx, h.errors, f(h.redisCommandsPerRequest, 1), f(h.redisCpuMicrosPerRequest, 1)]))
+  ]
+}
+
+export interface Target {
+  name: string
+  target: string
+  value: string
+  met: boolean
+}
+
+export function targets (runs: ContendedRun[], idleRuns: IdleRun[], unc: UncontendedRun[], httpRuns: HttpRun[]): Target[] {
+  const out: Target[] = []
+  const find = (system: SystemName, hold: number): ContendedRun | undefined => runs.find(r => r.system === system && r.holdMs === hold)
+  const ideal = find('in-process', 20)
+  for (const system of ['slots', 'slots-fair'] as const) {
+    const r = find(system, 20)
+    if (r === undefined) continue
+    const label = LABEL[system]
+    if (ideal !== undefined) {
+      const ratio = r.utilisation / ideal.utilisation
+      out.push({ name: `${label}: contended 20 ms utilisation vs ideal`, target: '≥ 95 %', value: `${pct(ratio)} (${pct(r.utilisation)} vs ${pct(ideal.utilisation)})`, met: ratio >= 0.95 })
+    }
+    out.push({ name: `${label}: hand-off p50`, target: '≤ 5 ms', value: `${ms(r.handoff.p50)} ms`, met: r.handoff.p50 <= 5 })
+    out.push({ name: `${label}: hand-off p99`, target: '≤ 50 ms', value: `${ms(r.handoff.p99)} ms`, met: r.handoff.p99 <= 50 })
+    for (const hold of [20, 200]) {
+      const h = find(system, hold)
+      if (h === undefined) continue
+      // What one acquire and one release per acquisition come to, before any waiting.
+      const floor = 2 * h.acquisitionsPerSecond / h.meanWaiting
+      out.push({
+        name: `${label}: Redis commands / waiting worker / s (hold ${hold} ms)`,
+        target: '≤ 5',
+        value: `${f(h.commandsPerWaiterPerSecond)}; client-sent ${f(h.clientCommandsPerWaiterPerSecond)} (1 acquire + 1 release per acquisition alone: ${f(floor)})`,
+        met: h.commandsPerWaiterPerSecond <= 5
+      })
+    }
+    const i = idleRuns.find(r => r.system === system)
+    if (i !== undefined) {
+      out.push({
+        name: `${label}: Redis commands / waiting worker / s, waiting alone (idle)`,
+        target: '≤ 5',
+        value: `${f(i.commandsPerWaiterPerSecond, 2)}; client-sent ${f(i.clientCommandsPerWaiterPerSecond, 2)}`,
+        met: i.commandsPerWaiterPerSecond <= 5
+      })
+    }
+  }
+  const fair = find('slots-fair', 20)
+  if (fair !== undefined) out.push({ name: `${LABEL['slots-fair']}: Jain index`, target: '≥ 0.99', value: f(fair.jain, 3), met: fair.jain >= 0.99 })
+  for (const subjects of ['distinct', 'same'] as const) {
+    const us = unc.find(u => u.system === 'slots' && u.concurrency === 64 && u.subjects === subjects)
+    const them = unc.find(u => u.system === 'redis-semaphore' && u.concurrency === 64 && u.subjects === subjects)
+    if (us === undefined || them === undefined) continue
+    const ratio = us.opsPerSecond / them.opsPerSecond
+    // Round k of every system ran back to back, so per-round ratios show how much drift moved it.
+    const byRound = us.opsPerSecondByRound.map((n, k) => f(n / them.opsPerSecondByRound[k], 2)).join('/')
+    out.push({ name: `uncontended ×64 (${subjects} subjects) vs redis-semaphore`, target: '≥ 1.30×', value: `${f(ratio, 2)}× (${f(us.opsPerSecond, 0)} vs ${f(them.opsPerSecond, 0)} ops/s; rounds ${byRound})`, met: ratio >= 1.3 })
+  }
+  const bare = httpRuns.find(h => h.variant === 'bare')
+  const slots = httpRuns.find(h => h.variant === 'slots')
+  if (bare !== undefined && slots !== undefined) {
+    const ratio = slots.requestsPerSecond / bare.requestsPerSecond
+    const byRound = slots.requestsPerSecondByRound.map((n, k) => pct(n / bare.requestsPerSecondByRound[k], 0)).join('/')
+    out.push({ name: 'HTTP route + acquireSlot vs bare route', target: '≥ 80 %', value: `${pct(ratio)} (${f(slots.requestsPerSecond, 0)} vs ${f(bare.requestsPerSecond, 0)} req/s; rounds ${byRound})`, met: ratio >= 0.8 })
+  }
+  // Not targets: where the difference goes (the plugin without Redis; Redis without the plugin).
+  for (const variant of ['slots-memory', 'floor'] as const) {
+    const other = httpRuns.find(h => h.variant === variant)
+    if (bare === undefined || other === undefined) continue
+    out.push({ name: `(for comparison) HTTP ${HTTP_LABEL[variant]} vs bare route`, target: '-', value: pct(other.requestsPerSecond / bare.requestsPerSecond), met: true })
+  }
+  return out
+}
+
+export function targetsReport (goals: Target[]): string[] {
+  if (goals.length === 0) return []
+  return ['\n## Targets', table(['target', 'goal', 'measured', ''], goals.map(g => [g.name, g.target, g.value, g.target === '-' ? '' : g.met ? 'met' : 'MISSED']))]
+}

@@ -1,0 +1,130 @@
+/**
+ * Contended: LIMIT slots, WORKERS workers looping acquire → hold → release on one subject,
+ * split over --processes children (the in-process ideal: one). And idle: the same with
+ * holds that last the whole run, so the numbers are what waiting alone costs.
+ */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { withChildren } from '../children'
+import { now, sleep, type ChildConfig, type ContendedResult, type SystemName } from '../common'
+import { resultsDir, type RunContext } from '../context'
+import { analyseContended, percentile, type ContendedMetrics } from '../metrics'
+import { delta, type RedisDelta } from '../redis-server'
+
+export const LIMIT = 5
+export const WORKERS = 50
+/** Measured only after this: connections open, scripts loaded, the queue formed. */
+const WARMUP_MS = 1000
+
+export const CONTENDED_SYSTEMS: SystemName[] = ['in-process', 'slots', 'slots-fair', 'redis-semaphore', 'seed-style']
+export const IDLE_SYSTEMS: SystemName[] = ['slots', 'slots-fair', 'redis-semaphore', 'seed-style']
+/** The idle scenario's holders keep their slots for the whole run (setTimeout's limit is ~24.8 days). */
+const IDLE_HOLD_MS = 86_400_000
+
+export interface RedisCost extends RedisDelta {
+  commandsPerSecond: number
+  /** Commands the clients sent (round trips, counted in the children). */
+  clientCommands: number
+  clientCommandsPerSecond: number
+}
+
+export interface ContendedRun extends Omit<ContendedMetrics, 'waitsForChart'> {
+  system: SystemName
+  holdMs: number
+  processes: number
+  workers: number
+  limit: number
+  seconds: number
+  redis: RedisCost
+  commandsPerAcquisition: number
+  clientCommandsPerAcquisition: number
+  commandsPerWaiterPerSecond: number
+  clientCommandsPerWaiterPerSecond: number
+  /** CPU per acquisition: the Redis server's, and the benchmark processes' (all of them), µs. */
+  redisCpuMicrosPerAcquisition: number
+  clientCpuMicrosPerAcquisition: number
+  /** Wait percentiles 0, 1, ..., 100 (unfinished waits included at their length so far), ms. */
+  waitPercentiles: number[]
+  errors: string[]
+}
+
+export async function contended ({ redis, args, runId }: RunContext, system: SystemName, holdMs: number): Promise<{ run: ContendedRun, waits: number[] }> {
+  const seconds = args.seconds
+  await redis.flushIfOwned()
+  const processes = system === 'in-process' ? 1 : args.processes
+  // Workers split as evenly as the count allows; ids stay global.
+  const share = (i: number): number => Math.floor((WORKERS * (i + 1)) / processes) - Math.floor((WORKERS * i) / processes)
+  const prefix = `bench-${runId}-contended-${holdMs}-${system}`
+  const configs: ChildConfig[] = Array.from({ length: processes }, (_, i) => ({
+    role: 'contended', system, redisUrl: redis.url, prefix, firstWorker: Math.floor((WORKERS * i) / processes), workers: share(i), limit: LIMIT, holdMs
+  }))
+  return await withChildren(configs, async children => {
+    await Promise.all(children.map(c => c.next('ready')))
+    const startAt = now() + 300
+    const windowStart = startAt + WARMUP_MS
+    const windowEnd = windowStart + seconds * 1000
+    for (const c of children) c.send({ type: 'start', startAt, windowStart, windowEnd })
+    await sleep(windowStart - now())
+    const before = await redis.snapshot()
+    await sleep(windowEnd - now())
+    const after = await redis.snapshot()
+    const results: ContendedResult[] = (await Promise.all(children.map(c => c.next('contended-result')))).map(m => m.result)
+
+    const cycles = results.flatMap(r => r.cycles)
+    const pending = results.flatMap(r => r.pending)
+    if (args.dump) writeFileSync(join(resultsDir(), `raw-${runId}-${system}-${holdMs}.json`), JSON.stringify({ windowStart, windowEnd, cycles, pending }))
+    const { waitsForChart, ...metrics } = analyseContended({ cycles, pending, windowStart, windowEnd, limit: LIMIT, workers: WORKERS })
+    const cost = delta(before, after)
+    const clientCommands = results.reduce((a, r) => a + r.clientCommands, 0)
+    const clientCpu = results.reduce((a, r) => a + r.cpuMicros, 0)
+    const perAcq = (n: number): number => metrics.acquisitions === 0 ? NaN : n / metrics.acquisitions
+    const perWaiter = (n: number): number => metrics.meanWaiting === 0 ? NaN : n / seconds / metrics.meanWaiting
+    const run: ContendedRun = {
+      system,
+      holdMs,
+      processes,
+      workers: WORKERS,
+      limit: LIMIT,
+      seconds,
+      ...metrics,
+      redis: { ...cost, commandsPerSecond: cost.commands / seconds, clientCommands, clientCommandsPerSecond: clientCommands / seconds },
+      commandsPerAcquisition: perAcq(cost.commands),
+      clientCommandsPerAcquisition: perAcq(clientCommands),
+      commandsPerWaiterPerSecond: perWaiter(cost.commands),
+      clientCommandsPerWaiterPerSecond: perWaiter(clientCommands),
+      redisCpuMicrosPerAcquisition: perAcq(cost.cpuMicros),
+      clientCpuMicrosPerAcquisition: perAcq(clientCpu),
+      waitPercentiles: Array.from({ length: 101 }, (_, p) => p === 0 ? waitsForChart[0] : percentile(waitsForChart, p / 100)),
+      errors: results.flatMap(r => r.errors)
+    }
+    return { run, waits: waitsForChart }
+  })
+}
+
+/** What waiting alone costs: the limit's holders never release, everyone else waits. */
+export interface IdleRun {
+  system: SystemName
+  seconds: number
+  waitingWorkers: number
+  commandsPerSecond: number
+  clientCommandsPerSecond: number
+  commandsPerWaiterPerSecond: number
+  clientCommandsPerWaiterPerSecond: number
+  redisCpuMicrosPerSecond: number
+}
+
+export async function idle (context: RunContext, system: SystemName): Promise<IdleRun> {
+  const { run } = await contended(context, system, IDLE_HOLD_MS)
+  const waitingWorkers = WORKERS - LIMIT
+  const seconds = context.args.seconds
+  return {
+    system,
+    seconds,
+    waitingWorkers,
+    commandsPerSecond: run.redis.commandsPerSecond,
+    clientCommandsPerSecond: run.redis.clientCommandsPerSecond,
+    commandsPerWaiterPerSecond: run.redis.commandsPerSecond / waitingWorkers,
+    clientCommandsPerWaiterPerSecond: run.redis.clientCommandsPerSecond / waitingWorkers,
+    redisCpuMicrosPerSecond: run.redis.cpuMicros / seconds
+  }
+}
