@@ -1,17 +1,18 @@
 /**
  * A child process of the benchmark: one share of the contended workers, the uncontended
- * loops of one system, or the HTTP server. Started by run.ts with its config as JSON in
+ * loops of one system, or one HTTP server (one route variant). Started by run.ts with its config as JSON in
  * argv[2]; talks to it over the IPC channel (see common.ts).
  */
 import { setMaxListeners } from 'node:events'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import { Redis } from 'ioredis'
+import { Semaphore } from 'redis-semaphore'
 import fastifySlots from '../lib'
 import {
   now, sleep, type ChildMessage, type ChildConfig, type ContendedConfig, type Cycle, type HttpServerConfig,
   type ParentMessage, type PendingWait, type UncontendedConfig
 } from './common'
-import { clientCommands, createSystem, type Held } from './systems'
+import { clientCommands, createSystem, MAX_WAIT_MS, type Held } from './systems'
 
 function send (message: ChildMessage): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -145,11 +146,25 @@ async function httpServer (config: HttpServerConfig): Promise<void> {
   client?.on('error', () => {})
   if (config.variant === 'slots') await app.register(fastifySlots, { redis: client, prefix: config.prefix })
   if (config.variant === 'slots-memory') await app.register(fastifySlots, { store: 'memory' })
+  // redis-semaphore's slot is released where fastify-slots releases: after the response is sent.
+  const semaphores = new WeakMap<FastifyRequest, Semaphore>()
+  if (config.variant === 'redis-semaphore') {
+    app.addHook('onResponse', async request => {
+      const semaphore = semaphores.get(request)
+      if (semaphore === undefined) return
+      semaphores.delete(request)
+      await semaphore.release()
+    })
+  }
   let n = 0
   app.get('/', async (request) => {
     const id = n++ % 100
     if (config.variant === 'slots' || config.variant === 'slots-memory') await request.acquireSlot('user', id, 10)
-    else if (config.variant === 'floor') {
+    else if (config.variant === 'redis-semaphore') {
+      const semaphore = new Semaphore(client!, `${config.prefix}:user:${id}`, 10, { acquireTimeout: MAX_WAIT_MS })
+      await semaphore.acquire()
+      semaphores.set(request, semaphore)
+    } else if (config.variant === 'floor') {
       await client!.ping()
       await client!.ping()
     }
@@ -158,7 +173,12 @@ async function httpServer (config: HttpServerConfig): Promise<void> {
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   await send({ type: 'ready', port: typeof address === 'object' && address !== null ? address.port : 0 })
-  await nextMessage()
+  // The parent reads this process's CPU around each load round, until it says stop.
+  for (;;) {
+    const message = await nextMessage()
+    if (message.type !== 'cpu') break
+    await send({ type: 'cpu', cpuMicros: cpuMicros() })
+  }
   await app.close()
   client?.disconnect()
 }

@@ -57,8 +57,11 @@ export interface UncontendedConfig {
   limit: number
 }
 
-/** 'slots-memory': the plugin with its in-process store, what the plugin costs without Redis. */
-export type HttpVariant = 'bare' | 'slots' | 'slots-memory' | 'floor'
+/**
+ * 'slots-memory': the plugin with its in-process store, what the plugin costs without Redis.
+ * 'redis-semaphore': the same slot taken with redis-semaphore, released after the response.
+ */
+export type HttpVariant = 'bare' | 'slots' | 'slots-memory' | 'floor' | 'redis-semaphore'
 
 export interface HttpServerConfig {
   role: 'http-server'
@@ -109,9 +112,12 @@ export type ParentMessage =
   | { type: 'start', startAt: number, windowStart: number, windowEnd: number }
   | { type: 'case', run: UncontendedCase, startAt: number, windowStart: number, windowEnd: number }
   | { type: 'stop' }
+  /** Asks an HTTP server for its CPU time so far (read before and after each load round). */
+  | { type: 'cpu' }
 
 export type ChildMessage =
   | { type: 'ready', port?: number }
   | { type: 'contended-result', result: ContendedResult }
   | { type: 'case-result', sample: UncontendedSample }
+  | { type: 'cpu', cpuMicros: number }
   | { type: 'error', message: string }

@@ -7,8 +7,8 @@
  * absolute numbers by ±20-30 % between runs, much less within one. Writes a JSON result to
  * bench/results/ and the wait-time chart to docs/benchmarks-wait.svg (--chart-from redraws
  * it from a saved result). --seconds is the length of each contended run; the uncontended
- * cases (3 interleaved rounds of 4 % of it each) and the HTTP runs (2 rounds of 25 %) scale
- * with it. --dump also writes every contended run's raw timeline to bench/results/.
+ * cases (3 interleaved rounds of 4 % of it each) and the HTTP runs (4 rounds of 12.5 %, at least
+ * 1 s) scale with it. --dump also writes every contended run's raw timeline to bench/results/.
  *
  * This file only reads the arguments and runs the scenarios in order; each scenario is in
  * scenarios/, the tables and targets in report.ts.
@@ -22,7 +22,7 @@ import { log, resultsDir, type Args, type RunContext } from './context'
 import { BenchRedis } from './redis-server'
 import { contendedReport, httpReport, idleReport, LABEL, targets, targetsReport, uncontendedReport } from './report'
 import { contended, CONTENDED_SYSTEMS, idle, IDLE_SYSTEMS, LIMIT, WORKERS, type ContendedRun, type IdleRun } from './scenarios/contended'
-import { HTTP_CONNECTIONS, HTTP_ROUNDS, HTTP_VARIANTS, httpAll, type HttpRun } from './scenarios/http'
+import { HTTP_CONNECTIONS, HTTP_ROUND_SHARE, HTTP_ROUNDS, HTTP_VARIANTS, httpAll, type HttpRun } from './scenarios/http'
 import { CONCURRENCIES, ROUNDS, UNCONTENDED_SYSTEMS, uncontendedAll, type UncontendedRun } from './scenarios/uncontended'
 
 function parseArgs (argv: string[]): Args {
@@ -79,7 +79,7 @@ async function main (): Promise<void> {
 
   // Per case and round (uncontended), per variant and round (HTTP).
   const uncontendedSeconds = Math.max(0.2, +(args.seconds * 0.04).toFixed(2))
-  const httpSeconds = Math.max(1, +(args.seconds / 4).toFixed(1))
+  const httpSeconds = Math.max(1, +(args.seconds * HTTP_ROUND_SHARE).toFixed(2))
   const pick = <T extends string>(all: T[]): T[] => args.systems === undefined ? all : all.filter(x => args.systems!.has(x))
   const runs: ContendedRun[] = []
   const chartWaits = new Map<SystemName, { waits: number[], note: string }>()

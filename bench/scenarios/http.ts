@@ -1,17 +1,37 @@
 /**
  * HTTP: one Fastify server per route variant (child processes), autocannon in this process
- * against each in turn. What a route that takes a slot serves, next to a bare route and to
- * routes that pay only the plugin or only the Redis round trips.
+ * against each in turn. What a route that takes a slot serves, next to a bare route, to
+ * routes that pay only the plugin or only the Redis round trips, and to the same slot taken
+ * with redis-semaphore.
  */
 import autocannon from 'autocannon'
-import { withChildren } from '../children'
+import { withChildren, type Child } from '../children'
 import type { ChildConfig, HttpVariant } from '../common'
 import type { RunContext } from '../context'
 import { delta, type RedisDelta } from '../redis-server'
 
-export const HTTP_ROUNDS = 2
+/**
+ * Several short rounds rather than two long ones: each round runs every route back to back,
+ * so a per-round ratio compares routes under the same background load, and the median of
+ * those ratios shrugs off a round that another process disturbed.
+ */
+export const HTTP_ROUNDS = 4
+/** Each round's length per route, as a share of --seconds. */
+export const HTTP_ROUND_SHARE = 0.125
 export const HTTP_CONNECTIONS = 50
-export const HTTP_VARIANTS: HttpVariant[] = ['bare', 'slots', 'slots-memory', 'floor']
+export const HTTP_VARIANTS: HttpVariant[] = ['bare', 'slots', 'redis-semaphore', 'slots-memory', 'floor']
+/** The routes every other route is compared with. */
+export const HTTP_REFERENCES = ['bare', 'floor', 'redis-semaphore'] as const
+export type HttpReference = typeof HTTP_REFERENCES[number]
+
+export interface HttpRatio {
+  /** All requests of this route over all of the reference's (all rounds pooled). */
+  pooled: number
+  /** Round k of this route over round k of the reference: they ran back to back. */
+  byRound: number[]
+  /** The median of byRound: what the report and the targets use. */
+  median: number
+}
 
 export interface HttpRun {
   variant: HttpVariant
@@ -27,6 +47,25 @@ export interface HttpRun {
   errors: number
   redisCommandsPerRequest: number
   redisCpuMicrosPerRequest: number
+  /** The server process's CPU (process.cpuUsage in the child) per request, µs. */
+  serverCpuMicrosPerRequest: number
+  serverCpuMicrosPerRequestByRound: number[]
+  /** Against each reference route that ran. */
+  vs: Partial<Record<HttpReference, HttpRatio>>
+}
+
+interface Sample { result: autocannon.Result, cost: RedisDelta, serverCpuMicros: number }
+
+export function median (values: number[]): number {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+async function serverCpu (child: Child): Promise<number> {
+  child.send({ type: 'cpu' })
+  return (await child.next('cpu')).cpuMicros
 }
 
 /** The servers (one per variant) run side by side (idle but one); each round runs autocannon once against each, in rotating order. */
@@ -36,22 +75,25 @@ export async function httpAll ({ redis, runId }: RunContext, variants: HttpVaria
   return await withChildren(configs, async children => {
     const urls = (await Promise.all(children.map(c => c.next('ready')))).map(m => `http://127.0.0.1:${m.port ?? 0}/`)
     for (const url of urls) await autocannon({ url, connections: HTTP_CONNECTIONS, duration: 1 })
-    const samples = variants.map(() => [] as Array<{ result: autocannon.Result, cost: RedisDelta }>)
+    const samples = variants.map(() => [] as Sample[])
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < variants.length; k++) {
         const i = (k + round) % variants.length
+        const cpuBefore = await serverCpu(children[i])
         const before = await redis.snapshot()
         const result = await autocannon({ url: urls[i], connections: HTTP_CONNECTIONS, duration: seconds })
         const after = await redis.snapshot()
-        samples[i].push({ result, cost: delta(before, after) })
+        const cpuAfter = await serverCpu(children[i])
+        samples[i].push({ result, cost: delta(before, after), serverCpuMicros: cpuAfter - cpuBefore })
       }
     }
     for (const c of children) c.send({ type: 'stop' })
-    return variants.map((variant, i) => {
+    const runs = variants.map((variant, i): HttpRun => {
       const s = samples[i]
-      const sum = (fn: (x: { result: autocannon.Result, cost: RedisDelta }) => number): number => s.reduce((a, x) => a + fn(x), 0)
+      const sum = (fn: (x: Sample) => number): number => s.reduce((a, x) => a + fn(x), 0)
       const requests = sum(x => x.result.requests.total)
       const duration = sum(x => x.result.duration)
+      const perRequest = (n: number): number => requests === 0 ? 0 : n / requests
       return {
         variant,
         rounds,
@@ -63,9 +105,21 @@ export async function httpAll ({ redis, runId }: RunContext, variants: HttpVaria
         latencyP99Ms: sum(x => x.result.latency.p99) / s.length,
         non2xx: sum(x => x.result.non2xx),
         errors: sum(x => x.result.errors),
-        redisCommandsPerRequest: requests === 0 ? 0 : sum(x => x.cost.commands) / requests,
-        redisCpuMicrosPerRequest: requests === 0 ? 0 : sum(x => x.cost.cpuMicros) / requests
+        redisCommandsPerRequest: perRequest(sum(x => x.cost.commands)),
+        redisCpuMicrosPerRequest: perRequest(sum(x => x.cost.cpuMicros)),
+        serverCpuMicrosPerRequest: perRequest(sum(x => x.serverCpuMicros)),
+        serverCpuMicrosPerRequestByRound: s.map(x => x.result.requests.total === 0 ? NaN : +(x.serverCpuMicros / x.result.requests.total).toFixed(2)),
+        vs: {}
       }
     })
+    for (const run of runs) {
+      for (const reference of HTTP_REFERENCES) {
+        const ref = runs.find(r => r.variant === reference)
+        if (ref === undefined) continue
+        const byRound = run.requestsPerSecondByRound.map((n, k) => n / ref.requestsPerSecondByRound[k])
+        run.vs[reference] = { pooled: run.requestsPerSecond / ref.requestsPerSecond, byRound: byRound.map(r => +r.toFixed(4)), median: median(byRound) }
+      }
+    }
+    return runs
   })
 }
