@@ -1,6 +1,7 @@
 /**
  * A child process of the benchmark: one share of the contended workers, the uncontended
- * loops of one system, or one HTTP server (one route variant). Started by run.ts with its config as JSON in
+ * loops of one system, one HTTP server (one route variant), or the growth scenario's holder
+ * of many subjects. Started by run.ts with its config as JSON in
  * argv[2]; talks to it over the IPC channel (see common.ts).
  */
 import { setMaxListeners } from 'node:events'
@@ -10,7 +11,7 @@ import { Semaphore } from 'redis-semaphore'
 import fastifySlots from '../lib'
 import {
   now, sleep, type ChildMessage, type ChildConfig, type ContendedConfig, type Cycle, type HttpServerConfig,
-  type ParentMessage, type PendingWait, type UncontendedConfig
+  type ParentMessage, type PendingWait, type PhaseCost, type SubjectsConfig, type UncontendedConfig
 } from './common'
 import { clientCommands, createSystem, MAX_WAIT_MS, type Held } from './systems'
 
@@ -64,7 +65,7 @@ function sampleWindow (windowStart: number, windowEnd: number): Promise<{ comman
 const STOP_AFTER_WINDOW_MS = 100
 
 async function contended (config: ContendedConfig): Promise<void> {
-  const system = await createSystem(config.system, config.redisUrl, config.prefix)
+  const system = await createSystem(config.system, config, config.prefix)
   // Load the scripts and open the connections before the clock starts.
   const warm = await system.acquire(`warm-${process.pid}`, 1000)
   await warm.release()
@@ -113,7 +114,7 @@ async function contended (config: ContendedConfig): Promise<void> {
 
 /** Runs the uncontended cases the parent sends, one at a time, until it says stop. */
 async function uncontended (config: UncontendedConfig): Promise<void> {
-  const system = await createSystem(config.system, config.redisUrl, config.prefix)
+  const system = await createSystem(config.system, config, config.prefix)
   const warm = await system.acquire(`warm-${process.pid}`, config.limit)
   await warm.release()
   await send({ type: 'ready' })
@@ -183,10 +184,43 @@ async function httpServer (config: HttpServerConfig): Promise<void> {
   client?.disconnect()
 }
 
+/**
+ * Holds one slot on each of many subjects at once, for the parent to read Redis' memory and
+ * key count while they are held; then releases them all. Each phase goes in chunks of
+ * concurrent calls: all at once would only measure how the process copes with a flood.
+ */
+async function subjects (config: SubjectsConfig): Promise<void> {
+  const system = await createSystem(config.system, config, config.prefix)
+  const warm = await system.acquire(`warm-${process.pid}`, config.limit)
+  await warm.release()
+  await send({ type: 'ready' })
+  const phase = async (count: number, step: (i: number) => Promise<void>): Promise<PhaseCost> => {
+    const t0 = now()
+    const cpu0 = cpuMicros()
+    const commands0 = clientCommands()
+    for (let first = 0; first < count; first += config.chunk) {
+      await Promise.all(Array.from({ length: Math.min(config.chunk, count - first) }, (_, k) => step(first + k)))
+    }
+    return { ms: now() - t0, cpuMicros: cpuMicros() - cpu0, clientCommands: clientCommands() - commands0 }
+  }
+  for (;;) {
+    const hold = await nextMessage()
+    if (hold.type !== 'hold') break
+    const held: Held[] = new Array(hold.count)
+    const acquired = await phase(hold.count, async i => { held[i] = await system.acquire(`${hold.tag}-${i}`, config.limit) })
+    await send({ type: 'held', cost: acquired })
+    if ((await nextMessage()).type !== 'release') throw new Error('expected a release message')
+    const released = await phase(hold.count, async i => { await held[i].release() })
+    await send({ type: 'released', cost: released })
+  }
+  await system.close()
+}
+
 async function main (): Promise<void> {
   const config = JSON.parse(process.argv[2]) as ChildConfig
   if (config.role === 'contended') await contended(config)
   else if (config.role === 'uncontended') await uncontended(config)
+  else if (config.role === 'subjects') await subjects(config)
   else await httpServer(config)
 }
 

@@ -32,10 +32,20 @@ export function sleep (ms: number, signal?: AbortSignal): Promise<void> {
 /** Systems under test. 'floor' is not a semaphore: two PINGs per operation, the round-trip floor. */
 export type SystemName = 'in-process' | 'slots' | 'slots-fair' | 'redis-semaphore' | 'seed-style' | 'floor'
 
-export interface ContendedConfig {
+/** A Redis Cluster's startup nodes: when given, the children connect to it instead of redisUrl. */
+export type ClusterNodes = Array<{ host: string, port: number }>
+
+/** Where and how a child's system connects; options left out keep the system's defaults. */
+export interface SystemTarget {
+  redisUrl: string
+  clusterNodes?: ClusterNodes
+  /** fastify-slots' maxWaiters (the benchmark's default: 1000). */
+  maxWaiters?: number
+}
+
+export interface ContendedConfig extends SystemTarget {
   role: 'contended'
   system: SystemName
-  redisUrl: string
   prefix: string
   /** Index of this process's first worker (worker ids are global across processes). */
   firstWorker: number
@@ -49,12 +59,28 @@ export interface UncontendedCase {
   subjects: 'distinct' | 'same'
 }
 
-export interface UncontendedConfig {
+export interface UncontendedConfig extends SystemTarget {
   role: 'uncontended'
   system: SystemName
-  redisUrl: string
   prefix: string
   limit: number
+}
+
+/** The growth scenario's many-subjects child: holds one slot on each of N subjects, then lets go. */
+export interface SubjectsConfig extends SystemTarget {
+  role: 'subjects'
+  system: 'slots'
+  prefix: string
+  limit: number
+  /** Acquires (and releases) in flight at once: enough to batch, few enough not to swamp the process. */
+  chunk: number
+}
+
+/** What one phase of the subjects child cost it: its CPU and the commands its clients sent. */
+export interface PhaseCost {
+  ms: number
+  cpuMicros: number
+  clientCommands: number
 }
 
 /**
@@ -70,7 +96,7 @@ export interface HttpServerConfig {
   prefix: string
 }
 
-export type ChildConfig = ContendedConfig | UncontendedConfig | HttpServerConfig
+export type ChildConfig = ContendedConfig | UncontendedConfig | HttpServerConfig | SubjectsConfig
 
 /** One acquire → hold → release cycle of a contended worker (times from {@link now}). */
 export interface Cycle {
@@ -114,10 +140,15 @@ export type ParentMessage =
   | { type: 'stop' }
   /** Asks an HTTP server for its CPU time so far (read before and after each load round). */
   | { type: 'cpu' }
+  /** The subjects child: acquire one slot on each of `count` subjects named `<tag>-<i>`, then release them all. */
+  | { type: 'hold', count: number, tag: string }
+  | { type: 'release' }
 
 export type ChildMessage =
   | { type: 'ready', port?: number }
   | { type: 'contended-result', result: ContendedResult }
   | { type: 'case-result', sample: UncontendedSample }
   | { type: 'cpu', cpuMicros: number }
+  | { type: 'held', cost: PhaseCost }
+  | { type: 'released', cost: PhaseCost }
   | { type: 'error', message: string }

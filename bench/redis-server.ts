@@ -12,14 +12,24 @@ export class BenchRedis {
   /** The parent's own connection, for INFO. */
   readonly admin: Redis
 
-  private constructor (readonly url: string, private readonly server?: PrivateRedis) {
+  private constructor (readonly url: string, private readonly server?: PrivateRedis, private readonly startedElsewhere = false) {
     this.admin = new Redis(url, { lazyConnect: true })
     this.admin.on('error', () => {})
   }
 
   /** Whether the benchmark started this server (and so may flush it). */
   get owned (): boolean {
-    return this.server !== undefined
+    return this.server !== undefined || this.startedElsewhere
+  }
+
+  /**
+   * A server the benchmark started by other means (a master of its private cluster): it may
+   * be flushed, but stop() only disconnects; whoever started it stops it.
+   */
+  static async attachOwned (url: string): Promise<BenchRedis> {
+    const redis = new BenchRedis(url, undefined, true)
+    await redis.admin.connect()
+    return redis
   }
 
   static async start (url?: string): Promise<BenchRedis> {
@@ -41,13 +51,33 @@ export class BenchRedis {
     return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown'
   }
 
-  /** Calls per command (INFO commandstats) and CPU seconds used (INFO cpu) since the server started. */
+  /**
+   * Calls per command (INFO commandstats) and CPU seconds used (INFO cpu) since the server
+   * started, and the memory it uses now (INFO memory).
+   */
   async snapshot (): Promise<RedisSnapshot> {
     const info = await this.admin.info('all')
     const commands = new Map<string, number>()
     for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) commands.set(match[1], Number(match[2]))
-    const cpu = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0)
-    return { commands, cpuSeconds: cpu('used_cpu_user') + cpu('used_cpu_sys') }
+    const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0)
+    return { commands, cpuSeconds: field('used_cpu_user') + field('used_cpu_sys'), usedMemory: field('used_memory'), clientsMemory: field('mem_clients_normal') }
+  }
+
+  /** Keys in the server's database (every key: only ours on a private server). */
+  async dbsize (): Promise<number> {
+    return await this.admin.dbsize()
+  }
+
+  /** Keys under the prefix (SCAN: right on a shared server too, and never blocks it). */
+  async countKeysUnder (prefix: string): Promise<number> {
+    let count = 0
+    let cursor = '0'
+    do {
+      const [next, batch] = await this.admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+      cursor = next
+      count += batch.length
+    } while (cursor !== '0')
+    return count
   }
 
   /** Empties the private server between scenarios; refuses on a server we did not start. */
@@ -64,10 +94,19 @@ export class BenchRedis {
 export interface RedisSnapshot {
   commands: Map<string, number>
   cpuSeconds: number
+  /** INFO memory used_memory, bytes. */
+  usedMemory: number
+  /** INFO memory mem_clients_normal: the connections' buffers and state, part of usedMemory, bytes. */
+  clientsMemory: number
+}
+
+/** What the data takes: used_memory without the connections (which come and go with processes and load). */
+export function dataMemory (snapshot: RedisSnapshot): number {
+  return snapshot.usedMemory - snapshot.clientsMemory
 }
 
 export interface RedisDelta {
-  /** Calls per command between the snapshots, without the parent's own INFO calls. */
+  /** Calls per command between the snapshots, without the parent's own INFO, DBSIZE and SCAN calls. */
   byCommand: Record<string, number>
   /** Every command Redis ran, including those run inside Lua scripts. */
   commands: number
@@ -75,10 +114,13 @@ export interface RedisDelta {
   cpuMicros: number
 }
 
+/** What the parent itself sends to look at the server: not part of what is measured. */
+const PARENT_COMMANDS = new Set(['info', 'flushall', 'dbsize', 'scan'])
+
 export function delta (before: RedisSnapshot, after: RedisSnapshot): RedisDelta {
   const byCommand: Record<string, number> = {}
   for (const [name, calls] of after.commands) {
-    if (name === 'info' || name === 'flushall') continue
+    if (PARENT_COMMANDS.has(name)) continue
     const d = calls - (before.commands.get(name) ?? 0)
     if (d > 0) byCommand[name] = d
   }
@@ -86,5 +128,18 @@ export function delta (before: RedisSnapshot, after: RedisSnapshot): RedisDelta 
     byCommand,
     commands: Object.values(byCommand).reduce((a, b) => a + b, 0),
     cpuMicros: Math.round((after.cpuSeconds - before.cpuSeconds) * 1e6)
+  }
+}
+
+/** Several servers' deltas as one (the masters of a cluster). */
+export function sumDeltas (deltas: RedisDelta[]): RedisDelta {
+  const byCommand: Record<string, number> = {}
+  for (const d of deltas) {
+    for (const [name, calls] of Object.entries(d.byCommand)) byCommand[name] = (byCommand[name] ?? 0) + calls
+  }
+  return {
+    byCommand,
+    commands: deltas.reduce((a, d) => a + d.commands, 0),
+    cpuMicros: deltas.reduce((a, d) => a + d.cpuMicros, 0)
   }
 }

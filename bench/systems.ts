@@ -6,10 +6,10 @@
  * subscriber connection it duplicates for wake-ups).
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { Semaphore } from 'redis-semaphore'
 import fastifySlots from '../lib'
-import type { SystemName } from './common'
+import type { SystemName, SystemTarget } from './common'
 import { FifoSemaphore } from './fifo'
 import { SeedStyleSemaphore } from './seed-style'
 
@@ -51,8 +51,18 @@ function connect (url: string): Redis {
   return client
 }
 
-export async function createSystem (name: SystemName, redisUrl: string, prefix: string): Promise<BenchSystem> {
+/** fastify-slots' client: a Cluster client when the target is a cluster (only fastify-slots runs on one here). */
+function connectSlots (target: SystemTarget): Redis | Cluster {
+  if (target.clusterNodes === undefined) return connect(target.redisUrl)
+  const client = new Cluster(target.clusterNodes)
+  client.on('error', () => {})
+  return client
+}
+
+export async function createSystem (name: SystemName, target: SystemTarget, prefix: string): Promise<BenchSystem> {
   clientCommands()
+  const redisUrl = target.redisUrl
+  if (target.clusterNodes !== undefined && name !== 'slots' && name !== 'slots-fair') throw new Error(`${name} does not run on a Redis Cluster in this benchmark`)
   switch (name) {
     case 'in-process': {
       const fifo = new FifoSemaphore()
@@ -63,13 +73,14 @@ export async function createSystem (name: SystemName, redisUrl: string, prefix: 
     }
     case 'slots':
     case 'slots-fair': {
-      const client = connect(redisUrl)
+      const client = connectSlots(target)
       const app: FastifyInstance = Fastify({ logger: false })
       await app.register(fastifySlots, { redis: client, prefix })
       await app.ready()
       const fair = name === 'slots-fair'
+      const maxWaiters = target.maxWaiters ?? 1000
       return {
-        acquire: (subject, limit, signal) => app.slots.acquire('bench', subject, limit, { maxWaitMs: MAX_WAIT_MS, maxWaiters: 1000, fair, signal }),
+        acquire: (subject, limit, signal) => app.slots.acquire('bench', subject, limit, { maxWaitMs: MAX_WAIT_MS, maxWaiters, fair, signal }),
         close: async () => {
           await app.close()
           client.disconnect()

@@ -6,10 +6,10 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { withChildren } from '../children'
-import { now, sleep, type ChildConfig, type ContendedResult, type SystemName } from '../common'
+import { now, sleep, type ChildConfig, type ClusterNodes, type ContendedResult, type SystemName } from '../common'
 import { resultsDir, type RunContext } from '../context'
 import { analyseContended, percentile, type ContendedMetrics } from '../metrics'
-import { delta, type RedisDelta } from '../redis-server'
+import { dataMemory, delta, sumDeltas, type BenchRedis, type RedisDelta } from '../redis-server'
 
 export const LIMIT = 5
 export const WORKERS = 50
@@ -48,33 +48,104 @@ export interface ContendedRun extends Omit<ContendedMetrics, 'waitsForChart'> {
   errors: string[]
 }
 
-export async function contended ({ redis, args, runId }: RunContext, system: SystemName, holdMs: number): Promise<{ run: ContendedRun, waits: number[] }> {
-  const seconds = args.seconds
-  await redis.flushIfOwned()
+/** One contended run: who runs it, on which Redis, how many workers for how many slots. */
+export interface ContendedSpec {
+  system: SystemName
+  processes: number
+  workers: number
+  limit: number
+  holdMs: number
+  seconds: number
+  prefix: string
+  warmupMs?: number
+  maxWaiters?: number
+  /** A cluster to run on instead of the bench's Redis: its startup nodes and every master, to measure each. */
+  cluster?: { nodes: ClusterNodes, masters: BenchRedis[] }
+  /** File name part for --dump. */
+  dumpName?: string
+}
+
+/** One server's share of a run: its cost over the window, and its memory and keys. */
+export interface ServerSample {
+  url: string
+  cost: RedisDelta
+  /**
+   * Data memory (used_memory without the connections' share) once the children were ready
+   * (connected, scripts loaded, nothing held) and at the window's end, bytes.
+   */
+  dataMemoryBefore: number
+  dataMemoryAtEnd: number
+  /** The connections' memory (mem_clients_normal) at the window's end, bytes. */
+  clientsMemoryAtEnd: number
+  /** DBSIZE, the mean of samples taken across the window. */
+  keys: number
+}
+
+/** DBSIZE of every server, at `samples` evenly spread times of the window; the mean per server. */
+export async function sampleKeys (servers: BenchRedis[], windowStart: number, windowEnd: number, samples = 5): Promise<number[]> {
+  const sums = servers.map(() => 0)
+  for (let k = 0; k < samples; k++) {
+    await sleep(windowStart + ((k + 0.5) / samples) * (windowEnd - windowStart) - now())
+    const sizes = await Promise.all(servers.map(s => s.dbsize()))
+    sizes.forEach((n, i) => { sums[i] += n })
+  }
+  return sums.map(n => n / samples)
+}
+
+export async function contended (context: RunContext, system: SystemName, holdMs: number): Promise<{ run: ContendedRun, waits: number[] }> {
+  const { args, runId } = context
   const processes = system === 'in-process' ? 1 : args.processes
+  const { run, waits } = await runContended(context, {
+    system, processes, workers: WORKERS, limit: LIMIT, holdMs, seconds: args.seconds, prefix: `bench-${runId}-contended-${holdMs}-${system}`, dumpName: `${system}-${holdMs}`
+  })
+  return { run, waits }
+}
+
+export async function runContended ({ redis, args, runId }: RunContext, spec: ContendedSpec): Promise<{ run: ContendedRun, waits: number[], servers: ServerSample[] }> {
+  const { system, processes, workers, limit, holdMs, seconds, prefix } = spec
+  const servers = spec.cluster?.masters ?? [redis]
+  for (const server of servers) await server.flushIfOwned()
   // Workers split as evenly as the count allows; ids stay global.
-  const share = (i: number): number => Math.floor((WORKERS * (i + 1)) / processes) - Math.floor((WORKERS * i) / processes)
-  const prefix = `bench-${runId}-contended-${holdMs}-${system}`
+  const share = (i: number): number => Math.floor((workers * (i + 1)) / processes) - Math.floor((workers * i) / processes)
   const configs: ChildConfig[] = Array.from({ length: processes }, (_, i) => ({
-    role: 'contended', system, redisUrl: redis.url, prefix, firstWorker: Math.floor((WORKERS * i) / processes), workers: share(i), limit: LIMIT, holdMs
+    role: 'contended',
+    system,
+    redisUrl: redis.url,
+    clusterNodes: spec.cluster?.nodes,
+    maxWaiters: spec.maxWaiters,
+    prefix,
+    firstWorker: Math.floor((workers * i) / processes),
+    workers: share(i),
+    limit,
+    holdMs
   }))
   return await withChildren(configs, async children => {
     await Promise.all(children.map(c => c.next('ready')))
+    const baseline = await Promise.all(servers.map(s => s.snapshot()))
     const startAt = now() + 300
-    const windowStart = startAt + WARMUP_MS
+    const windowStart = startAt + (spec.warmupMs ?? WARMUP_MS)
     const windowEnd = windowStart + seconds * 1000
     for (const c of children) c.send({ type: 'start', startAt, windowStart, windowEnd })
     await sleep(windowStart - now())
-    const before = await redis.snapshot()
+    const before = await Promise.all(servers.map(s => s.snapshot()))
+    const keys = await sampleKeys(servers, windowStart, windowEnd)
     await sleep(windowEnd - now())
-    const after = await redis.snapshot()
+    const after = await Promise.all(servers.map(s => s.snapshot()))
     const results: ContendedResult[] = (await Promise.all(children.map(c => c.next('contended-result')))).map(m => m.result)
 
     const cycles = results.flatMap(r => r.cycles)
     const pending = results.flatMap(r => r.pending)
-    if (args.dump) writeFileSync(join(resultsDir(), `raw-${runId}-${system}-${holdMs}.json`), JSON.stringify({ windowStart, windowEnd, cycles, pending }))
-    const { waitsForChart, ...metrics } = analyseContended({ cycles, pending, windowStart, windowEnd, limit: LIMIT, workers: WORKERS })
-    const cost = delta(before, after)
+    if (args.dump) writeFileSync(join(resultsDir(), `raw-${runId}-${spec.dumpName ?? prefix}.json`), JSON.stringify({ windowStart, windowEnd, cycles, pending }))
+    const { waitsForChart, ...metrics } = analyseContended({ cycles, pending, windowStart, windowEnd, limit, workers })
+    const samples: ServerSample[] = servers.map((s, i) => ({
+      url: s.url,
+      cost: delta(before[i], after[i]),
+      dataMemoryBefore: dataMemory(baseline[i]),
+      dataMemoryAtEnd: dataMemory(after[i]),
+      clientsMemoryAtEnd: after[i].clientsMemory,
+      keys: keys[i]
+    }))
+    const cost = sumDeltas(samples.map(x => x.cost))
     const clientCommands = results.reduce((a, r) => a + r.clientCommands, 0)
     const clientCpu = results.reduce((a, r) => a + r.cpuMicros, 0)
     const perAcq = (n: number): number => metrics.acquisitions === 0 ? NaN : n / metrics.acquisitions
@@ -83,8 +154,8 @@ export async function contended ({ redis, args, runId }: RunContext, system: Sys
       system,
       holdMs,
       processes,
-      workers: WORKERS,
-      limit: LIMIT,
+      workers,
+      limit,
       seconds,
       ...metrics,
       redis: { ...cost, commandsPerSecond: cost.commands / seconds, clientCommands, clientCommandsPerSecond: clientCommands / seconds },
@@ -97,7 +168,7 @@ export async function contended ({ redis, args, runId }: RunContext, system: Sys
       waitPercentiles: Array.from({ length: 101 }, (_, p) => p === 0 ? waitsForChart[0] : percentile(waitsForChart, p / 100)),
       errors: results.flatMap(r => r.errors)
     }
-    return { run, waits: waitsForChart }
+    return { run, waits: waitsForChart, servers: samples }
   })
 }
 

@@ -3,11 +3,12 @@
  * each loop on its own subject or all on one, far below the limit: what one acquisition
  * costs when nobody waits.
  */
-import { withChildren } from '../children'
-import { now, sleep, type ChildConfig, type SystemName, type UncontendedCase } from '../common'
+import { withChildren, type Child } from '../children'
+import { now, sleep, type ChildConfig, type SystemName, type UncontendedCase, type UncontendedSample } from '../common'
 import type { RunContext } from '../context'
 import { distribution } from '../metrics'
-import { delta } from '../redis-server'
+import { delta, type BenchRedis, type RedisDelta } from '../redis-server'
+import { sampleKeys } from './contended'
 
 /** Uncontended: no case ever reaches it. */
 export const UNCONTENDED_LIMIT = 10_000
@@ -35,6 +36,22 @@ export interface UncontendedRun extends UncontendedCase {
   clientCpuMicrosPerOp: number
 }
 
+/** One case in one child, measured on every given server (a cluster's masters, or one Redis). */
+export async function runCase (child: Child, servers: BenchRedis[], run: UncontendedCase, seconds: number, countKeys = false): Promise<{ sample: UncontendedSample, costs: RedisDelta[], keys: number[] }> {
+  const startAt = now() + 20
+  const windowStart = startAt + UNCONTENDED_WARMUP_MS
+  const windowEnd = windowStart + seconds * 1000
+  child.send({ type: 'case', run, startAt, windowStart, windowEnd })
+  await sleep(windowStart - now())
+  const before = await Promise.all(servers.map(s => s.snapshot()))
+  // Off in the main scenario: its short rounds measure nothing but the loops.
+  const keys = countKeys ? await sampleKeys(servers, windowStart, windowEnd) : []
+  await sleep(windowEnd - now())
+  const after = await Promise.all(servers.map(s => s.snapshot()))
+  const { sample } = await child.next('case-result')
+  return { sample, costs: servers.map((_, i) => delta(before[i], after[i])), keys }
+}
+
 /**
  * Every system's child is started at once and then given the cases one at a time, rotating
  * the order of the systems each round: the machine's drift is spread over all of them.
@@ -53,16 +70,8 @@ export async function uncontendedAll ({ redis, runId }: RunContext, systems: Sys
       for (const run of cases) {
         for (let k = 0; k < systems.length; k++) {
           const i = (k + round) % systems.length
-          const startAt = now() + 20
-          const windowStart = startAt + UNCONTENDED_WARMUP_MS
-          const windowEnd = windowStart + seconds * 1000
-          children[i].send({ type: 'case', run, startAt, windowStart, windowEnd })
-          await sleep(windowStart - now())
-          const before = await redis.snapshot()
-          await sleep(windowEnd - now())
-          const after = await redis.snapshot()
-          const { sample } = await children[i].next('case-result')
-          const cost = delta(before, after)
+          const { sample, costs } = await runCase(children[i], [redis], run, seconds)
+          const cost = costs[0]
           const key = `${systems[i]}/${run.concurrency}/${run.subjects}`
           const a = acc.get(key) ?? { latencies: [], rounds: [], client: 0, clientCpu: 0, server: 0, redisCpu: 0 }
           a.latencies.push(...sample.latencies)
