@@ -6,7 +6,8 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { SystemName } from './common'
 import { COLOR, LABEL } from './report'
-import { waitCdfSvg } from './svg'
+import type { GrowthChart } from './report-growth'
+import { barPanelsSvg, waitCdfSvg } from './svg'
 
 export interface Chart {
   title: string
@@ -18,5 +19,12 @@ export interface Chart {
 export function drawChart (chart: Chart): string {
   const svgFile = join(__dirname, '..', 'docs', 'benchmarks-wait.svg')
   writeFileSync(svgFile, waitCdfSvg(chart.title, chart.subtitle, chart.series.map(s => ({ name: LABEL[s.system], color: COLOR[s.system], values: s.waits, note: s.note }))))
+  return svgFile
+}
+
+/** Writes docs/benchmarks-growth.svg; returns its path. */
+export function drawGrowthChart (chart: GrowthChart): string {
+  const svgFile = join(__dirname, '..', 'docs', 'benchmarks-growth.svg')
+  writeFileSync(svgFile, barPanelsSvg(chart.title, chart.subtitle, chart.panels, 2))
   return svgFile
 }

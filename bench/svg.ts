@@ -1,6 +1,7 @@
 /**
- * The one chart the benchmark draws, by hand: the cumulative distribution of wait times per
- * system in one contended run, on a logarithmic time axis.
+ * The charts the benchmark draws, by hand (no plotting dependency): the cumulative
+ * distribution of wait times per system in one contended run, on a logarithmic time axis;
+ * and panels of small bar charts for the growth scenario.
  */
 
 export interface CdfSeries {
@@ -74,6 +75,74 @@ export function waitCdfSvg (title: string, subtitle: string, series: CdfSeries[]
     out.push(`<text x="${lx + 28}" y="${ly + 4}" font-weight="bold">${esc(s.name)}</text>`)
     out.push(`<text x="${lx + 28}" y="${ly + 19}" fill="#555">p50 ${esc(fmtMs(p50))}, p99 ${esc(fmtMs(p99))}</text>`)
     if (s.note !== undefined) out.push(`<text x="${lx + 28}" y="${ly + 34}" fill="#555">${esc(s.note)}</text>`)
+  })
+  out.push('</svg>')
+  return out.join('\n') + '\n'
+}
+
+/** One small bar chart: one bar per step of a scale, its value written on it. */
+export interface BarPanel {
+  title: string
+  color: string
+  bars: Array<{ label: string, value: number }>
+}
+
+const PANEL_W = 460
+const PANEL_H = 210
+const P = { left: 56, right: 16, top: 30, bottom: 40 }
+
+/** A round axis maximum above `max` (1, 2 or 5 × a power of ten). */
+function niceMax (max: number): number {
+  if (!(max > 0)) return 1
+  const power = 10 ** Math.floor(Math.log10(max))
+  return [1, 2, 5, 10].map(m => m * power).find(m => m >= max) ?? 10 * power
+}
+
+function fmtValue (v: number): string {
+  if (!Number.isFinite(v)) return '-'
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
+}
+
+/** Axis ticks: as few digits as the value needs (0, 12.5, 25, 37.5, 50). */
+function fmtTick (v: number): string {
+  return String(+v.toPrecision(3))
+}
+
+/** Panels of bar charts in a grid, `columns` wide: e.g. one row per part of a scenario. */
+export function barPanelsSvg (title: string, subtitle: string[], panels: BarPanel[], columns: number): string {
+  const rows = Math.ceil(panels.length / columns)
+  const width = columns * PANEL_W + 20
+  const head = 40 + 16 * subtitle.length
+  const height = head + rows * PANEL_H
+  const out: string[] = []
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`)
+  out.push(`<rect width="${width}" height="${height}" fill="#fff"/>`)
+  out.push(`<text x="16" y="20" font-size="15" font-weight="bold">${esc(title)}</text>`)
+  subtitle.forEach((line, i) => out.push(`<text x="16" y="${37 + 16 * i}" fill="#555">${esc(line)}</text>`))
+  panels.forEach((panel, index) => {
+    const ox = 10 + (index % columns) * PANEL_W
+    const oy = head - 6 + Math.floor(index / columns) * PANEL_H
+    const plotW = PANEL_W - P.left - P.right
+    const plotH = PANEL_H - P.top - P.bottom
+    const top = niceMax(Math.max(0, ...panel.bars.map(b => Number.isFinite(b.value) ? b.value : 0)))
+    const y = (v: number): number => oy + P.top + (1 - v / top) * plotH
+    out.push(`<text x="${ox + P.left}" y="${oy + 18}" font-weight="bold">${esc(panel.title)}</text>`)
+    for (let k = 0; k <= 4; k++) {
+      const v = (top * k) / 4
+      const gy = y(v).toFixed(1)
+      out.push(`<line x1="${ox + P.left}" y1="${gy}" x2="${ox + P.left + plotW}" y2="${gy}" stroke="#ddd"/>`)
+      out.push(`<text x="${ox + P.left - 6}" y="${gy}" text-anchor="end" dominant-baseline="middle">${esc(fmtTick(v))}</text>`)
+    }
+    const slot = plotW / Math.max(1, panel.bars.length)
+    panel.bars.forEach((bar, i) => {
+      const bx = ox + P.left + i * slot + slot * 0.2
+      const bw = slot * 0.6
+      const value = Number.isFinite(bar.value) ? Math.max(0, bar.value) : 0
+      out.push(`<rect x="${bx.toFixed(1)}" y="${y(value).toFixed(1)}" width="${bw.toFixed(1)}" height="${(oy + P.top + plotH - y(value)).toFixed(1)}" fill="${panel.color}" fill-opacity="0.85"/>`)
+      out.push(`<text x="${(bx + bw / 2).toFixed(1)}" y="${(y(value) - 4).toFixed(1)}" text-anchor="middle">${esc(fmtValue(bar.value))}</text>`)
+      out.push(`<text x="${(bx + bw / 2).toFixed(1)}" y="${oy + P.top + plotH + 16}" text-anchor="middle">${esc(bar.label)}</text>`)
+    })
+    out.push(`<line x1="${ox + P.left}" y1="${oy + P.top + plotH}" x2="${ox + P.left + plotW}" y2="${oy + P.top + plotH}" stroke="#333"/>`)
   })
   out.push('</svg>')
   return out.join('\n') + '\n'
