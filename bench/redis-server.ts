@@ -80,6 +80,22 @@ export class BenchRedis {
     return count
   }
 
+  /**
+   * Bytes the keys under the prefix take (MEMORY USAGE, every element counted): the data
+   * alone, without the noise in used_memory (connections' buffers, script state).
+   */
+  async keyBytesUnder (prefix: string): Promise<number> {
+    let bytes = 0
+    let cursor = '0'
+    do {
+      const [next, batch] = await this.admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+      cursor = next
+      const sizes = await Promise.all(batch.map(key => this.admin.call('MEMORY', 'USAGE', key, 'SAMPLES', '0') as Promise<number | null>))
+      bytes += sizes.reduce<number>((a, n) => a + (n ?? 0), 0)
+    } while (cursor !== '0')
+    return bytes
+  }
+
   /** Empties the private server between scenarios; refuses on a server we did not start. */
   async flushIfOwned (): Promise<void> {
     if (this.owned) await this.admin.flushall()
@@ -100,7 +116,12 @@ export interface RedisSnapshot {
   clientsMemory: number
 }
 
-/** What the data takes: used_memory without the connections (which come and go with processes and load). */
+/**
+ * used_memory without the connections' share (which comes and goes with processes and load).
+ * Still moves by some 10-50 KB between two readings with nothing changed, and grows by a few
+ * hundred KB the first time the scripts run: a difference means something only when it is
+ * much larger, or measured against a reading taken after the scripts ran.
+ */
 export function dataMemory (snapshot: RedisSnapshot): number {
   return snapshot.usedMemory - snapshot.clientsMemory
 }
@@ -115,7 +136,7 @@ export interface RedisDelta {
 }
 
 /** What the parent itself sends to look at the server: not part of what is measured. */
-const PARENT_COMMANDS = new Set(['info', 'flushall', 'dbsize', 'scan'])
+const PARENT_COMMANDS = new Set(['info', 'flushall', 'dbsize', 'scan', 'memory'])
 
 export function delta (before: RedisSnapshot, after: RedisSnapshot): RedisDelta {
   const byCommand: Record<string, number> = {}

@@ -25,31 +25,31 @@ export function growthReport (g: GrowthResult): string[] {
   const load = `limit ${CONTENDED_LOAD.limit}, hold ${CONTENDED_LOAD.holdMs} ms`
   if (g.processes.length > 0) {
     out.push(`\n## How cost grows (a): processes on one contended subject (${load}, ${CONTENDED_LOAD.workers} workers split over them), ${g.times.contended} s each`)
-    out.push(table(['processes', 'acq/s', 'util', 'hand-off p99', 'wait p99', ...COST_HEADER, 'Redis data KB', 'connections KB', 'keys'],
+    out.push(table(['processes', 'acq/s', 'util', 'hand-off p99', 'wait p99', ...COST_HEADER, 'Redis memory KB', 'connections KB', 'key bytes', 'keys', 'keys left'],
       g.processes.map(p => [p.processes, f(p.run.acquisitionsPerSecond), pct(p.run.utilisation), ms(p.run.handoff.p99), ms(p.run.wait.p99), ...costCells(p.cost),
-        kb(p.redisMemoryBytes), kb(p.clientsMemoryBytes), f(p.server.keys, 0)])))
-    out.push('(µs and commands per acquisition = acquire + release; server = the acquiring processes\' CPU; Redis data = used_memory without the connections\' ' +
-      'mem_clients_normal, at the end minus once the processes were ready; connections = mem_clients_normal at the end; keys = DBSIZE during the run)')
+        kb(p.redisMemoryBytes), kb(p.clientsMemoryBytes), p.keyBytes, f(p.server.keys, 0), p.server.keysAfter])))
+    out.push('(µs and commands per acquisition = acquire + release; server = the acquiring processes\' CPU; Redis memory = used_memory at the end minus once the processes had exited, ' +
+      'connections = mem_clients_normal at the end, key bytes = MEMORY USAGE of the run\'s keys near the end; keys = DBSIZE during the run; keys left = after the processes exited)')
   }
   const s = g.subjects
   if (s !== undefined) {
     out.push('\n## How cost grows (b): subjects held at once, uncontended (limit 10, one process, acquires in chunks of 500)')
-    out.push(table(['subjects', 'acquire all', 'release all', 'keys held (DBSIZE)', 'Redis data held KB', 'bytes/subject', ...COST_HEADER, 'keys after release'],
-      s.steps.map(x => [x.subjects, ms(x.acquire.client.ms), ms(x.release.client.ms), x.keysHeld, kb(x.redisMemoryHeldBytes), f(x.redisMemoryPerSubjectBytes, 0), ...costCells(x.cost), x.keysAfterRelease])))
+    out.push(table(['subjects', 'acquire all', 'release all', 'keys held (DBSIZE)', 'Redis data held KB', 'bytes/subject', 'key bytes/subject', ...COST_HEADER, 'keys after release'],
+      s.steps.map(x => [x.subjects, ms(x.acquire.client.ms), ms(x.release.client.ms), x.keysHeld, kb(x.redisMemoryHeldBytes), f(x.redisMemoryPerSubjectBytes, 0), f(x.keyBytesPerSubject, 0),
+        ...costCells(x.cost), x.keysAfterRelease])))
+    out.push('(times in ms; Redis data held = used_memory without the connections\' share, all held minus before; key bytes = MEMORY USAGE of the keys while held; ' +
+      'the 1-subject step\'s costs are mostly Redis\' background work)')
     out.push(s.keysLeftAfterEveryoneIsDone === 0
       ? `keys left after everyone is done: 0 under ${s.prefix} (must be 0: ok)`
       : `FAILED: ${s.keysLeftAfterEveryoneIsDone} keys left under ${s.prefix} after every slot was released and the process closed (must be 0)`)
   }
   if (g.waiters.length > 0) {
     out.push(`\n## How cost grows (c): waiters on one subject (${load}, ${WAITER_PROCESSES} processes, maxWaiters ${g.maxWaiters}), ${g.times.contended} s each`)
-    out.push(table(['workers', 'mean waiting', 'acq/s', 'util', 'hand-off p99', 'cmds/waiter/s', 'round trips/waiter/s', 'Redis data KB', 'bytes/extra waiter', ...COST_HEADER],
-      g.waiters.map((w, i) => {
-        const prev = g.waiters[i - 1]
-        const marginal = prev === undefined ? NaN : (w.redisMemoryBytes - prev.redisMemoryBytes) / (w.run.meanWaiting - prev.run.meanWaiting)
-        return [w.workers, f(w.run.meanWaiting, 0), f(w.run.acquisitionsPerSecond), pct(w.run.utilisation), ms(w.run.handoff.p99), f(w.commandsPerWaiterPerSecond, 2),
-          f(w.roundTripsPerWaiterPerSecond, 3), kb(w.redisMemoryBytes), f(marginal, 0), ...costCells(w.cost)]
-      })))
-    out.push('(bytes/extra waiter: the memory difference from the step before over the difference in mean waiting workers; the 50-worker step is (a)\'s 2-process run)')
+    out.push(table(['workers', 'mean waiting', 'acq/s', 'util', 'hand-off p99', 'cmds/waiter/s', 'round trips/waiter/s', 'key KB', 'key bytes/waiter', 'Redis memory KB', ...COST_HEADER, 'keys left'],
+      g.waiters.map(w => [w.workers, f(w.run.meanWaiting, 0), f(w.run.acquisitionsPerSecond), pct(w.run.utilisation), ms(w.run.handoff.p99), f(w.commandsPerWaiterPerSecond, 2),
+        f(w.roundTripsPerWaiterPerSecond, 3), kb(w.keyBytes), f(w.keyBytes / w.run.meanWaiting, 0), kb(w.redisMemoryBytes), ...costCells(w.cost), w.server.keysAfter])))
+    out.push('(key KB: MEMORY USAGE of the subject\'s keys near the end (90 % of the run); Redis memory: used_memory at the end minus once the processes had exited, connections included; ' +
+      'the 50-worker step is (a)\'s 2-process run)')
   }
   const c = g.cluster
   if (c !== undefined) {

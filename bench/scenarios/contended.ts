@@ -9,7 +9,7 @@ import { withChildren } from '../children'
 import { now, sleep, type ChildConfig, type ClusterNodes, type ContendedResult, type SystemName } from '../common'
 import { resultsDir, type RunContext } from '../context'
 import { analyseContended, percentile, type ContendedMetrics } from '../metrics'
-import { dataMemory, delta, sumDeltas, type BenchRedis, type RedisDelta } from '../redis-server'
+import { delta, sumDeltas, type BenchRedis, type RedisDelta } from '../redis-server'
 
 export const LIMIT = 5
 export const WORKERS = 50
@@ -70,13 +70,17 @@ export interface ServerSample {
   url: string
   cost: RedisDelta
   /**
-   * Data memory (used_memory without the connections' share) once the children were ready
-   * (connected, scripts loaded, nothing held) and at the window's end, bytes.
+   * used_memory at the window's end and once every child had exited (their keys gone, the
+   * scripts loaded): the difference is what the run's processes and data held, bytes.
    */
-  dataMemoryBefore: number
-  dataMemoryAtEnd: number
+  usedMemoryAtEnd: number
+  usedMemoryAfter: number
   /** The connections' memory (mem_clients_normal) at the window's end, bytes. */
   clientsMemoryAtEnd: number
+  /** MEMORY USAGE of the run's keys near the window's end (at 90 % of it): the data alone, bytes. */
+  keyBytesAtEnd: number
+  /** Keys under the run's prefix once every child had exited: what nobody will ever clean up but their TTLs. */
+  keysAfter: number
   /** DBSIZE, the mean of samples taken across the window. */
   keys: number
 }
@@ -121,7 +125,6 @@ export async function runContended ({ redis, args, runId }: RunContext, spec: Co
   }))
   return await withChildren(configs, async children => {
     await Promise.all(children.map(c => c.next('ready')))
-    const baseline = await Promise.all(servers.map(s => s.snapshot()))
     const startAt = now() + 300
     const windowStart = startAt + (spec.warmupMs ?? WARMUP_MS)
     const windowEnd = windowStart + seconds * 1000
@@ -129,6 +132,9 @@ export async function runContended ({ redis, args, runId }: RunContext, spec: Co
     await sleep(windowStart - now())
     const before = await Promise.all(servers.map(s => s.snapshot()))
     const keys = await sampleKeys(servers, windowStart, windowEnd)
+    // Inside the window (its last sample was at 90 %): right after it the waiters give up and their keys go.
+    // A few MEMORY USAGE calls: their CPU in the window is negligible.
+    const keyBytes = await Promise.all(servers.map(s => s.keyBytesUnder(prefix)))
     await sleep(windowEnd - now())
     const after = await Promise.all(servers.map(s => s.snapshot()))
     const results: ContendedResult[] = (await Promise.all(children.map(c => c.next('contended-result')))).map(m => m.result)
@@ -140,9 +146,11 @@ export async function runContended ({ redis, args, runId }: RunContext, spec: Co
     const samples: ServerSample[] = servers.map((s, i) => ({
       url: s.url,
       cost: delta(before[i], after[i]),
-      dataMemoryBefore: dataMemory(baseline[i]),
-      dataMemoryAtEnd: dataMemory(after[i]),
+      usedMemoryAtEnd: after[i].usedMemory,
+      usedMemoryAfter: NaN,
       clientsMemoryAtEnd: after[i].clientsMemory,
+      keyBytesAtEnd: keyBytes[i],
+      keysAfter: NaN,
       keys: keys[i]
     }))
     const cost = sumDeltas(samples.map(x => x.cost))
@@ -169,6 +177,15 @@ export async function runContended ({ redis, args, runId }: RunContext, spec: Co
       errors: results.flatMap(r => r.errors)
     }
     return { run, waits: waitsForChart, servers: samples }
+  }).then(async result => {
+    // withChildren resolves once the children have exited: nothing of theirs is left but what they forgot.
+    const gone = await Promise.all(servers.map(s => s.snapshot()))
+    const left = await Promise.all(servers.map(s => s.countKeysUnder(prefix)))
+    result.servers.forEach((sample, i) => {
+      sample.usedMemoryAfter = gone[i].usedMemory
+      sample.keysAfter = left[i]
+    })
+    return result
   })
 }
 

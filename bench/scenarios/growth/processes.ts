@@ -13,8 +13,10 @@ export const CONTENDED_LOAD = { limit: 5, workers: 50, holdMs: 20 }
 export interface ProcessesStep {
   processes: number
   cost: CostPerAcquisition
-  /** Redis data memory at the window's end minus once the processes were ready, bytes (see ServerSample). */
+  /** used_memory at the window's end minus once the processes had exited: connections and data, bytes. */
   redisMemoryBytes: number
+  /** MEMORY USAGE of the subject's keys at the window's end, bytes. */
+  keyBytes: number
   /** The connections' memory at the window's end, bytes: grows with processes, not with the data. */
   clientsMemoryBytes: number
   run: ContendedRun
@@ -29,8 +31,9 @@ export async function processesStep (context: RunContext, processes: number, sec
   return {
     processes,
     cost: contendedCost(run),
-    redisMemoryBytes: server.dataMemoryAtEnd - server.dataMemoryBefore,
+    redisMemoryBytes: server.usedMemoryAtEnd - server.usedMemoryAfter,
     clientsMemoryBytes: server.clientsMemoryAtEnd,
+    keyBytes: server.keyBytesAtEnd,
     run,
     server
   }

@@ -24,6 +24,8 @@ export interface SubjectsStep {
   /** Data memory (used_memory without the connections) with every slot held minus before the first acquire, bytes. */
   redisMemoryHeldBytes: number
   redisMemoryPerSubjectBytes: number
+  /** MEMORY USAGE of the keys while held, per subject: the data alone. */
+  keyBytesPerSubject: number
   /** DBSIZE with every slot held (every key of the server: only ours on a private one). */
   keysHeld: number
   /** Keys under the part's prefix right after this step's releases (the process still running). */
@@ -50,11 +52,14 @@ export async function subjectsPart ({ redis, runId }: RunContext, maxWaiters: nu
       const held = (await child.next('held')).cost
       const holding = await redis.snapshot()
       const keysHeld = await redis.dbsize()
+      const keyBytes = await redis.keyBytesUnder(prefix)
+      // Counting the keys cost Redis CPU too: the release phase is measured from here.
+      const releasing = await redis.snapshot()
       child.send({ type: 'release' })
       const released = (await child.next('released')).cost
       const end = await redis.snapshot()
       const acquireRedis = delta(base, holding)
-      const releaseRedis = delta(holding, end)
+      const releaseRedis = delta(releasing, end)
       const memory = dataMemory(holding) - dataMemory(base)
       steps.push({
         subjects,
@@ -68,6 +73,7 @@ export async function subjectsPart ({ redis, runId }: RunContext, maxWaiters: nu
         release: { client: released, redis: releaseRedis },
         redisMemoryHeldBytes: memory,
         redisMemoryPerSubjectBytes: memory / subjects,
+        keyBytesPerSubject: keyBytes / subjects,
         keysHeld,
         keysAfterRelease: await redis.countKeysUnder(prefix)
       })

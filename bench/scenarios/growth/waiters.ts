@@ -16,8 +16,10 @@ export interface WaitersStep {
   cost: CostPerAcquisition
   commandsPerWaiterPerSecond: number
   roundTripsPerWaiterPerSecond: number
-  /** Redis data memory at the window's end minus once the processes were ready, bytes (see ServerSample). */
+  /** used_memory at the window's end minus once the processes had exited: connections and data, bytes. */
   redisMemoryBytes: number
+  /** MEMORY USAGE of the subject's keys at the window's end, bytes. */
+  keyBytes: number
   /** The connections' memory at the window's end, bytes. */
   clientsMemoryBytes: number
   run: ContendedRun
@@ -30,8 +32,9 @@ export function waitersStep (workers: number, run: ContendedRun, server: ServerS
     cost: contendedCost(run),
     commandsPerWaiterPerSecond: run.commandsPerWaiterPerSecond,
     roundTripsPerWaiterPerSecond: run.clientCommandsPerWaiterPerSecond,
-    redisMemoryBytes: server.dataMemoryAtEnd - server.dataMemoryBefore,
+    redisMemoryBytes: server.usedMemoryAtEnd - server.usedMemoryAfter,
     clientsMemoryBytes: server.clientsMemoryAtEnd,
+    keyBytes: server.keyBytesAtEnd,
     run,
     server
   }
