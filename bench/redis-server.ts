@@ -141,7 +141,8 @@ const PARENT_COMMANDS = new Set(['info', 'flushall', 'dbsize', 'scan', 'memory']
 export function delta (before: RedisSnapshot, after: RedisSnapshot): RedisDelta {
   const byCommand: Record<string, number> = {}
   for (const [name, calls] of after.commands) {
-    if (PARENT_COMMANDS.has(name)) continue
+    // Redis 7 counts subcommands apart: 'memory|usage'.
+    if (PARENT_COMMANDS.has(name.split('|')[0])) continue
     const d = calls - (before.commands.get(name) ?? 0)
     if (d > 0) byCommand[name] = d
   }

@@ -27,6 +27,7 @@ export interface ServerShare {
   keys: number
   cpuMicros: number
   commands: number
+  byCommand: Record<string, number>
 }
 
 export interface ClusterLoad {
@@ -76,7 +77,7 @@ async function uncontendedLoad (context: RunContext, target: ClusterLoad['target
       acquisitions,
       acquisitionsPerSecond: acquisitions / seconds,
       cost: costOf(acquisitions, { serverCpuMicros: sample.cpuMicros, redisCpuMicros: total.cpuMicros, redisCommands: total.commands, roundTrips: sample.clientCommands }),
-      servers: servers.map((s, i) => ({ url: s.url, keys: keys[i], cpuMicros: costs[i].cpuMicros, commands: costs[i].commands }))
+      servers: servers.map((s, i) => ({ url: s.url, keys: keys[i], cpuMicros: costs[i].cpuMicros, commands: costs[i].commands, byCommand: costs[i].byCommand }))
     }
   })
 }
@@ -89,7 +90,7 @@ export function contendedLoad (target: ClusterLoad['target'], run: ContendedRun,
     acquisitions: run.acquisitions,
     acquisitionsPerSecond: run.acquisitionsPerSecond,
     cost: contendedCost(run),
-    servers: servers.map(s => ({ url: s.url, keys: s.keys, cpuMicros: s.cost.cpuMicros, commands: s.cost.commands }))
+    servers: servers.map(s => ({ url: s.url, keys: s.keys, cpuMicros: s.cost.cpuMicros, commands: s.cost.commands, byCommand: s.cost.byCommand }))
   }
 }
 
