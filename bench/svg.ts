@@ -124,7 +124,8 @@ export function barPanelsSvg (title: string, subtitle: string[], panels: BarPane
     const oy = head - 6 + Math.floor(index / columns) * PANEL_H
     const plotW = PANEL_W - P.left - P.right
     const plotH = PANEL_H - P.top - P.bottom
-    const top = niceMax(Math.max(0, ...panel.bars.map(b => Number.isFinite(b.value) ? b.value : 0)))
+    // 15 % headroom so the tallest bar's value stays clear of the panel's title.
+    const top = niceMax(1.15 * Math.max(0, ...panel.bars.map(b => Number.isFinite(b.value) ? b.value : 0)))
     const y = (v: number): number => oy + P.top + (1 - v / top) * plotH
     out.push(`<text x="${ox + P.left}" y="${oy + 18}" font-weight="bold">${esc(panel.title)}</text>`)
     for (let k = 0; k <= 4; k++) {
