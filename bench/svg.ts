@@ -91,11 +91,11 @@ const PANEL_W = 460
 const PANEL_H = 210
 const P = { left: 56, right: 16, top: 30, bottom: 40 }
 
-/** A round axis maximum above `max` (1, 2 or 5 × a power of ten). */
+/** A round axis maximum at or above `max`, close to it (so bars use the panel's height), whose quarters are round too. */
 function niceMax (max: number): number {
   if (!(max > 0)) return 1
   const power = 10 ** Math.floor(Math.log10(max))
-  return [1, 2, 5, 10].map(m => m * power).find(m => m >= max) ?? 10 * power
+  return [1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10].map(m => m * power).find(m => m >= max) ?? 10 * power
 }
 
 function fmtValue (v: number): string {
