@@ -1,28 +1,31 @@
 /**
- * Lua `grantWaiting(holders, tickets, queue, instance, lease, reply, leaving, holdersPurged)`: hands free capacity to
- * the oldest live tickets, inside the atomic step that freed it (a release) or looked for it
+ * Lua `grantWaiting(holders, tickets, queue, instance, lease, reply, leaving)`: hands free
+ * capacity to the oldest live tickets, inside the atomic step that freed it (a release) or looked for it
  * (a poll), so a waiter never has to race for a slot. Each ticket is admitted only while the
  * live holders are fewer than its OWN max (carried in its name), and the pass stops at the
  * first live ticket that does not fit: nobody overtakes a waiter. `leaving`, when given, is the
  * member that just released: a stale ticket of its own is dropped, never granted back to it.
- * `holdersPurged` when the caller already purged lapsed holders in this call.
  * A grant to a member of `instance` (the caller, alive since it is asking) gets `lease` and is
  * appended to `reply`; any other grant gets the ticket's own claim and is published on its
  * instance's channel, so a grant to a process that died frees itself after that claim.
+ * A holder's stale ticket (a resent first try that queued, then found room) at the head of a
+ * full subject holds the queue back like a live one, until room frees or the holder releases.
  * `purgeTickets(tickets, queue)` drops lapsed tickets from both sets, at most PURGE_CHUNKS
- * chunks a call; true when none is left.
+ * chunks a call; answers whether none is left, and how many it dropped.
  */
 export const GRANT_WAITING = `
 local function purgeTickets (tickets, queue)
+  local removed = 0
   for _ = 1, PURGE_CHUNKS do
     local expired = redis.call('ZRANGEBYSCORE', tickets, '-inf', now, 'LIMIT', 0, PURGE_CHUNK)
     if #expired > 0 then
       zrem(tickets, unpack(expired))
       zrem(queue, unpack(expired))
+      removed = removed + #expired
     end
-    if #expired < PURGE_CHUNK then return true end
+    if #expired < PURGE_CHUNK then return true, removed end
   end
-  return false
+  return false, removed
 end
 
 -- The message is the member, a newline and the tag (read back from the key's hash tag), so
@@ -34,26 +37,31 @@ local function notifyGrant (instance, member, holders)
   if not sent or (type(sent) == 'table' and sent.err) then redis.call('PUBLISH', channel, message) end
 end
 
-local function grantWaiting (holders, tickets, queue, instance, lease, reply, leaving, holdersPurged)
-  if redis.call('EXISTS', queue) == 0 then return end
+local function grantWaiting (holders, tickets, queue, instance, lease, reply, leaving)
+  -- The queue's head doubles as the check that anyone waits at all.
+  local waiting = redis.call('ZRANGE', queue, 0, GRANT_SCAN - 1)
+  if #waiting == 0 then return end
   clock()
-  -- Once every lapsed ticket is purged, a queue entry has a live ticket: no need to look.
-  local purged = purgeTickets(tickets, queue)
-  if not holdersPurged then purgeLapsed(holders) end
+  -- Once every lapsed ticket is purged, a queue entry has a live ticket: no need to look. The
+  -- rare pass that purged some reads the head again, so it still looks at GRANT_SCAN live ones.
+  local complete, removed = purgeTickets(tickets, queue)
+  if removed > 0 then waiting = redis.call('ZRANGE', queue, 0, GRANT_SCAN - 1) end
+  -- Lapsed holders go too: a process that closed without reaching the store (or died)
+  -- leaves nothing behind once its subject is busy again.
+  purgeLapsed(holders)
   local held = redis.call('ZCARD', holders)
   local done = {}
   local longest = 0
-  for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, GRANT_SCAN - 1)) do
+  for _, waiter in ipairs(waiting) do
     local owner, max, claim = parseMember(waiter)
-    local live = purged or tonumber(redis.call('ZSCORE', tickets, waiter) or 0) > now
+    local live = complete or tonumber(redis.call('ZSCORE', tickets, waiter) or 0) > now
     if live and max > 0 and waiter ~= leaving then
-      -- A member that already holds has a stale ticket (a resent first try that queued, then
-      -- found room): it only loses it. Checked here only when the pass would stop at it; a
-      -- grant below finds out by its NX.
-      if held >= max and not redis.call('ZSCORE', holders, waiter) then break end
+      if held >= max then break end
       local own = owner == instance and lease > 0
       local ttl = own and lease or claim
-      if held < max and redis.call('ZADD', holders, 'NX', now + ttl, waiter) == 1 then
+      -- NX: a member that already holds has a stale ticket (a resent first try that queued,
+      -- then found room); it only loses the ticket.
+      if redis.call('ZADD', holders, 'NX', now + ttl, waiter) == 1 then
         if own then
           reply[#reply + 1] = waiter
         else

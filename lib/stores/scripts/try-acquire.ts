@@ -20,8 +20,22 @@ local function keepHolding (holders, member, lease)
   return true
 end
 
--- Takes or refreshes the member's ticket (a lapsed one re-queues at the back): 0; or -1 when
--- maxWaiters other live tickets already wait.
+-- Arrival order in µs of Redis time, strictly increasing even within one µs (the last order
+-- is read once per call and queue, then counted on).
+local function nextOrder (queue)
+  local last = lastOrder[queue]
+  if not last then
+    local entry = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')
+    last = #entry > 0 and tonumber(entry[2]) or 0
+  end
+  local order = nowUs
+  if last >= order then order = last + 1 end
+  lastOrder[queue] = order
+  return order
+end
+
+-- A poll's ticket: refreshed, or (new, or lapsed while this process stalled: re-queued at
+-- the back) taken: 0; or -1 when maxWaiters other live tickets already wait.
 local function queueTicket (tickets, queue, member, maxWaiters, ticketTtl)
   local ticket = redis.call('ZSCORE', tickets, member)
   if not ticket or tonumber(ticket) <= now then
@@ -32,20 +46,37 @@ local function queueTicket (tickets, queue, member, maxWaiters, ticketTtl)
       end
       return -1
     end
-    -- Arrival order in µs of Redis time, strictly increasing even within one µs (the last
-    -- order is read once per call and queue, then counted on).
-    local last = lastOrder[queue]
-    if not last then
-      local entry = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')
-      last = #entry > 0 and tonumber(entry[2]) or 0
-    end
-    local order = nowUs
-    if last >= order then order = last + 1 end
-    lastOrder[queue] = order
-    redis.call('ZADD', queue, order, member)
+    redis.call('ZADD', queue, nextOrder(queue), member)
     keepAlive(queue, ticketTtl)
   end
   redis.call('ZADD', tickets, now + ticketTtl, member)
+  keepAlive(tickets, ticketTtl)
+  return 0
+end
+
+-- A first try's ticket, one command shorter than a poll's: a ticket it already has can only be
+-- a resent try's own, which NX finds (and leaves in its place in the queue).
+local function firstTicket (tickets, queue, member, maxWaiters, ticketTtl)
+  if redis.call('ZCOUNT', tickets, '(' .. now, '+inf') >= maxWaiters then
+    -- Full, unless the live tickets counted include its own (a resent try).
+    local ticket = redis.call('ZSCORE', tickets, member)
+    if not ticket or tonumber(ticket) <= now then
+      if ticket then
+        zrem(tickets, member)
+        zrem(queue, member)
+      end
+      return -1
+    end
+  elseif redis.call('ZADD', tickets, 'NX', now + ticketTtl, member) == 1 then
+    redis.call('ZADD', queue, nextOrder(queue), member)
+    keepAlive(queue, ticketTtl)
+    keepAlive(tickets, ticketTtl)
+    return 0
+  end
+  -- Its own ticket: refreshed, and queued again at the back if it had lapsed and left the queue.
+  redis.call('ZADD', tickets, now + ticketTtl, member)
+  redis.call('ZADD', queue, 'NX', nextOrder(queue), member)
+  keepAlive(queue, ticketTtl)
   keepAlive(tickets, ticketTtl)
   return 0
 end
@@ -76,7 +107,7 @@ local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaite
     return 1
   end
   if ticketTtl <= 0 then return 0 end
-  return queueTicket(tickets, queue, member, maxWaiters, ticketTtl)
+  return firstTicket(tickets, queue, member, maxWaiters, ticketTtl)
 end
 
 -- A waiting member's retry: { outcome, members of its instance granted a slot... }. Free
