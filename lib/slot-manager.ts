@@ -121,6 +121,9 @@ export class SlotManager {
   beginClose (): void {
     this.closing = true
     this.waits.abortAll('SLOT_STORE_UNAVAILABLE', 'the server is shutting down')
+    // Their give-backs, and the releases of the requests still running, go out as they are
+    // made: an onClose hook of the app may close the client before a batch would have.
+    this.store.flush?.()
   }
 
   /** Stops the timers, gives back every slot and ticket of this process. */

@@ -109,6 +109,10 @@ export class RedisStore implements SlotStore {
     }
   }
 
+  flush (): void {
+    this.batcher.flush()
+  }
+
   close (): void {
     this.subscriber?.close()
   }

@@ -34,6 +34,7 @@ const MAX_OPERATIONS = 8
 export class ScriptBatcher {
   private pending: PendingOperation[] = []
   private scheduled = false
+  private draining = false
 
   constructor (private readonly send: SendBatch, private readonly perSubject: boolean) {}
 
@@ -41,22 +42,37 @@ export class ScriptBatcher {
   run (tag: string, keys: SubjectKeys, args: readonly BatchArg[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.pending.push({ tag, keys, args, resolve, reject })
-      if (this.pending.length >= MAX_OPERATIONS && !this.perSubject) {
+      if (this.draining) {
+        this.sendPending()
+      } else if (this.pending.length >= MAX_OPERATIONS && !this.perSubject) {
         this.sendBatch(this.pending)
         this.pending = []
       } else if (!this.scheduled) {
         this.scheduled = true
         // Not process.nextTick: that flushes after every I/O callback, so each request's
         // operation went out alone; setImmediate runs once the turn's I/O is handled.
-        setImmediate(() => this.flush())
+        setImmediate(() => {
+          this.scheduled = false
+          this.sendPending()
+        })
       }
     })
   }
 
-  private flush (): void {
+  /**
+   * Sends what is pending now, and every later operation as soon as it is issued: called as the
+   * app closes (see SlotStore.flush), when what matters is that each give-back is on the wire
+   * before an onClose hook of the app closes the client, not how few calls carry them.
+   */
+  flush (): void {
+    this.draining = true
+    this.sendPending()
+  }
+
+  private sendPending (): void {
+    if (this.pending.length === 0) return
     const operations = this.pending
     this.pending = []
-    this.scheduled = false
     if (!this.perSubject) return this.sendInBatches(operations)
     const bySubject = new Map<string, PendingOperation[]>()
     for (const operation of operations) {

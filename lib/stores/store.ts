@@ -154,6 +154,12 @@ export interface SlotStore {
    * process granted it. Without it, waiters learn of grants when they poll.
    */
   onGrant? (instanceId: string, listener: GrantListener): GrantSubscription
+  /**
+   * Optional, for a store that batches its calls: sends what it holds back now, and each later
+   * call as soon as it is made. Called when an app using it starts closing, so its give-backs
+   * are on the wire before an onClose hook of the app (which may close the client) runs.
+   */
+  flush? (): void
   /** Called when the last app using the store closes: stop timers and background work (never closes a client it was given). */
   close? (): Promise<void> | void
 }

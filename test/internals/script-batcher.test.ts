@@ -187,3 +187,17 @@ t.test('replies may arrive out of order across batches', async t => {
   gates[0]()
   t.same(await Promise.all(results), Array.from({ length: 12 }, (_, i) => i * 10))
 })
+
+t.test('flush sends what is pending at once, and every later operation as it is issued (the app is closing)', async t => {
+  const { batches, send } = fakeSend()
+  const batcher = new ScriptBatcher(send, false)
+  const first = issue(batcher, 3)
+  t.equal(batches.length, 0, 'batched while the app runs')
+  batcher.flush()
+  t.equal(batches.length, 1, 'flush sends the pending three together')
+  const later = batcher.run('a', keysOf('a'), [9, 'op-9'])
+  t.equal(batches.length, 2, 'an operation issued afterwards goes out synchronously')
+  t.same(await Promise.all([...first, later]), [0, 10, 20, 90])
+  await settle()
+  t.equal(batches.length, 2, 'nothing is sent twice')
+})
