@@ -8,7 +8,7 @@ import t from 'tap'
 import { RedisStore } from '../lib/stores/redis-store'
 import type { GrantListener, SlotStore, TryAcquireArgs } from '../lib/stores/store'
 import { wrapStore } from './helpers/wrapped-store'
-import { client, holders, keysUnder, redisUrl, uniquePrefix } from './helpers/redis'
+import { client, holders, keysLeft, keysUnder, redisUrl, uniquePrefix } from './helpers/redis'
 import { eventually, sleep, slotsApp } from './helpers/app'
 
 const SLOW_BACKOFF = { initialMs: 10_000, maxMs: 10_000 }
@@ -52,7 +52,7 @@ t.test('a release in one instance grants the slot to a waiter of another: one tr
   t.equal(storeB.tries, 1, 'B tried once, when it arrived: the slot came to it')
   t.equal(await holders(redis, prefix, 'user:g'), 1)
   await slot.release()
-  t.same(await keysUnder(redis, prefix), [], 'nothing left')
+  t.same(await keysLeft(redis, prefix), [], 'nothing left')
 })
 
 t.test('a slot granted by another instance is a claim, confirmed to a full lease as soon as it arrives', async t => {

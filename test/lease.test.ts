@@ -4,7 +4,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { client, holders, keysUnder, redisUrl, uniquePrefix } from './helpers/redis'
+import { client, holders, keysLeft, redisUrl, uniquePrefix } from './helpers/redis'
 import { eventually, sleep, slotsApp } from './helpers/app'
 
 interface Got {
@@ -98,7 +98,7 @@ t.test('a slot held for several leases is renewed and never lost', async t => {
   t.same(competitors.map(c => c.status), [429, 429, 429], 'the slot was never free for another request')
   t.equal(competitors[0]?.headers['retry-after'] !== undefined, true, 'the 429 carries Retry-After')
   await eventually(async () => await holders(redis, prefix, tag) === 0)
-  t.same(await keysUnder(redis, prefix), [], 'nothing is left once the stream ended')
+  t.same(await keysLeft(redis, prefix), [], 'nothing is left once the stream ended')
 })
 
 t.test('the slot of a killed holder comes back after its lease', async t => {
@@ -167,7 +167,7 @@ t.test('the slot of a killed holder comes back after its lease', async t => {
   t.ok(values.length >= 5, `sampled while waiting (${values.length} samples)`)
   t.same(values.filter(v => v.value > 1), [], 'never more than one holder')
   await eventually(async () => await holders(redis, prefix, tag) === 0)
-  t.same(await keysUnder(redis, prefix), [])
+  t.same(await keysLeft(redis, prefix), [])
 })
 
 t.test('every slot a request holds is renewed, and all are released at the end', async t => {
@@ -210,5 +210,5 @@ t.test('every slot a request holds is renewed, and all are released at the end',
   t.same(values.filter(v => v.value !== 11), [], 'both subjects had one holder at every sample, past 3 leases')
   t.same([user1.status, org1.status, user2.status, org2.status], [429, 429, 429, 429], 'neither slot was ever free')
   await eventually(async () => await holders(redis, prefix, 'user:a') === 0 && await holders(redis, prefix, 'org:b') === 0)
-  t.same(await keysUnder(redis, prefix), [], 'both slots were released')
+  t.same(await keysLeft(redis, prefix), [], 'both slots were released')
 })

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { client, keysUnder, redisUrl, startPrivateRedis, uniquePrefix } from './helpers/redis'
+import { client, keysLeft, keysUnder, redisUrl, startPrivateRedis, uniquePrefix } from './helpers/redis'
 import { sleep } from './helpers/app'
 import { RedisStore } from '../lib/stores/redis-store'
 import { AcquireOutcome, memberName, ReleaseOutcome, type TryAcquireArgs } from '../lib/stores/store'
@@ -195,7 +195,7 @@ t.test('the holders key lives as long as its longest lease, and goes when empty'
 
   await store.release(ref(tag2, 'short', 3))
   await store.release(ref(tag2, 'long', 3))
-  t.same(await keysUnder(redis, prefix), [], 'nothing is left')
+  t.same(await keysLeft(redis, prefix), [], 'nothing is left')
 })
 
 t.test('the scripts reply with integers', async t => {
@@ -253,7 +253,7 @@ t.test('two stores on one client', async t => {
   t.equal(acquired(await first.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Acquired)
   await first.release(ref(tag, 'b'))
   await other.release(ref(tag, 'b'))
-  t.same(await keysUnder(redis, prefix), [])
+  t.same(await keysLeft(redis, prefix), [])
 })
 
 t.test('the scripts are reloaded when Redis forgot them (SCRIPT FLUSH, as after a restart)', async t => {
@@ -294,7 +294,7 @@ t.test('works on clients with default options (RESP3) and on RESP2', async t => 
       t.equal(await store.tryAcquire(args(tag, 'c', { maxWaiters: 1 })), Full, "b's ticket left with it")
       await store.release(ref(tag, 'b'))
       await store.abandon(ref(tag, 'c'))
-      t.same(await keysUnder(redis, prefix), [])
+      t.same(await keysLeft(redis, prefix), [])
     })
   }
 })

@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import fastifySlots from '../lib'
-import { client, holders, keysUnder, redisUrl, uniquePrefix, waiters } from './helpers/redis'
+import { client, holders, keysLeft, keysUnder, redisUrl, uniquePrefix, waiters } from './helpers/redis'
 import { eventually, slotsApp } from './helpers/app'
 import { wrapStore } from './helpers/wrapped-store'
 
@@ -44,7 +44,7 @@ t.test('a client abort while holding frees the slot within 100 ms', async t => {
   await abortWhen(base, '/hold', async () => await holders(redis, prefix, 'user:gone') === 1)
   const elapsed = await eventually(async () => await holders(redis, prefix, 'user:gone') === 0, 2000, 2)
   t.ok(elapsed <= 100, `freed ${elapsed} ms after the client left`)
-  t.same(await keysUnder(redis, prefix), [])
+  t.same(await keysLeft(redis, prefix), [])
 })
 
 t.test('a client abort while waiting leaves the queue and rejects with SLOT_WAIT_ABORTED', async t => {
@@ -83,7 +83,7 @@ t.test('a client abort while waiting leaves the queue and rejects with SLOT_WAIT
   finish()
   t.equal((await holding).statusCode, 200)
   await eventually(async () => (await keysUnder(redis, prefix)).length === 0, 1000)
-  t.same(await keysUnder(redis, prefix), [], 'nothing is left once the release went out')
+  t.same(await keysLeft(redis, prefix), [], 'nothing is left once the release went out')
 })
 
 t.test('every slot is released exactly once however the request ends', async t => {
@@ -121,7 +121,7 @@ t.test('every slot is released exactly once however the request ends', async t =
   await eventually(() => store.releases === 4)
   await new Promise(resolve => setTimeout(resolve, 50))
   t.equal(store.releases, 4, 'two slots, then one, then one: one release call each (onResponse, close and release() together)')
-  t.same(await keysUnder(redis, prefix), [])
+  t.same(await keysLeft(redis, prefix), [])
 })
 
 t.test('max 0 means unlimited: no store call, a no-op release', async t => {
@@ -170,5 +170,5 @@ t.test('app.close() rejects waiters with 503, releases held slots and stops', as
   // fetch keeps connections alive; Node's server.close() waits for them unless told they are idle.
   app.server.closeIdleConnections()
   await closing
-  t.same(await keysUnder(redis, prefix), [], 'nothing is left in Redis')
+  t.same(await keysLeft(redis, prefix), [], 'nothing is left in Redis')
 })

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import t from 'tap'
-import { client, keysUnder, redisUrl, uniquePrefix } from './helpers/redis'
+import { client, keysLeft, redisUrl, uniquePrefix } from './helpers/redis'
 import { startFixture } from './helpers/processes'
 
 t.test('app.close() with holders and waiters: waiters get 503, slots are released, the process exits by itself', async t => {
@@ -21,5 +21,5 @@ t.test('app.close() with holders and waiters: waiters get 503, slots are release
   t.equal(signal, null, 'it was not killed: nothing kept it alive')
   t.equal(code, 0)
   t.equal(app.stderr(), '', 'and it logged no error')
-  t.same(await keysUnder(redis, prefix), [], 'no holder or waiter is left in Redis')
+  t.same(await keysLeft(redis, prefix), [], 'no holder or waiter is left in Redis')
 })

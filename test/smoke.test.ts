@@ -1,5 +1,5 @@
 import t from 'tap'
-import { client, keysUnder, redisUrl, uniquePrefix, holders } from './helpers/redis'
+import { client, holders, keysLeft, redisUrl, uniquePrefix } from './helpers/redis'
 import { slotsApp } from './helpers/app'
 
 t.test('a route takes and releases a slot', async t => {
@@ -16,5 +16,5 @@ t.test('a route takes and releases a slot', async t => {
   const res = await app.inject('/')
   t.equal(res.statusCode, 200)
   t.equal(during, 1)
-  t.same(await keysUnder(redis, prefix), [])
+  t.same(await keysLeft(redis, prefix), [])
 })

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { MemoryStore } from '../lib/stores/memory-store'
-import { client, holders, keysUnder, redisUrl, uniquePrefix } from './helpers/redis'
+import { client, holders, keysLeft, redisUrl, uniquePrefix } from './helpers/redis'
 import { eventually, sleep, slotsApp } from './helpers/app'
 import { startFixture } from './helpers/processes'
 
@@ -24,7 +24,7 @@ t.test('a release in another process wakes the waiter through Redis pub/sub', as
   const body = await res.json() as { waitedMs: number }
   t.equal(res.status, 200)
   t.ok(body.waitedMs < 5000, `the waiter got the slot ${body.waitedMs} ms after it asked, not at its 10 s poll`)
-  t.same(await keysUnder(redis, prefix), [], 'nothing left')
+  t.same(await keysLeft(redis, prefix), [], 'nothing left')
 })
 
 for (const store of ['memory', 'redis'] as const) {
@@ -99,5 +99,5 @@ t.test('fair mode across processes: the oldest waiter anywhere is served first',
   await held.release()
   await Promise.all([remote, local])
   t.same(done, ['remote (older)', 'local (newer)'], 'the release in this process still went to the older waiter elsewhere')
-  t.same(await keysUnder(redis, prefix), [])
+  t.same(await keysLeft(redis, prefix), [])
 })

@@ -123,6 +123,20 @@ export async function keysUnder (redis: Redis, prefix: string): Promise<string[]
   return keys.sort()
 }
 
+/**
+ * The keys under the prefix once the store had its chance to remove them: a release goes out
+ * with the store's next batch, just after the response that ended the request. Waits up to
+ * `withinMs` for none to be left, then answers what is left (so a test still sees a leak).
+ */
+export async function keysLeft (redis: Redis, prefix: string, withinMs = 1000): Promise<string[]> {
+  const deadline = Date.now() + withinMs
+  for (;;) {
+    const keys = await keysUnder(redis, prefix)
+    if (keys.length === 0 || Date.now() >= deadline) return keys
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
 /** Live holders of a subject, counted the way the store counts them (expired ones excluded). */
 export async function holders (redis: Redis, prefix: string, tag: string): Promise<number> {
   const time = await redis.time()

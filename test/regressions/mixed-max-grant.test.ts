@@ -6,7 +6,7 @@
 import t from 'tap'
 import { MemoryStore } from '../../lib'
 import type { Slot } from '../../lib/slot'
-import { client, holders, keysUnder, redisUrl, uniquePrefix } from '../helpers/redis'
+import { client, holders, keysLeft, redisUrl, uniquePrefix } from '../helpers/redis'
 import { sleep, slotsApp } from '../helpers/app'
 
 for (const kind of ['redis', 'memory'] as const) {
@@ -73,5 +73,5 @@ t.test('a limit rolled out 10 → 3 and 3 → 10 across two instances never runs
   t.same(violations, [], 'no request ran while more than its own max ran')
   const redis = client(t, url)
   t.equal(await holders(redis, prefix, 'account:roll'), 0)
-  t.same(await keysUnder(redis, prefix), [], 'nothing left')
+  t.same(await keysLeft(redis, prefix), [], 'nothing left')
 })

@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { RedisStore } from '../../lib'
-import { client, holders, keysUnder, redisUrl, uniquePrefix } from '../helpers/redis'
+import { client, holders, keysLeft, redisUrl, uniquePrefix } from '../helpers/redis'
 import { slotsApp } from '../helpers/app'
 import { wrapStore } from '../helpers/wrapped-store'
 
@@ -30,7 +30,7 @@ t.test('a first try and a release that run twice: acquired at once, released, ne
   t.equal(await holders(redis, prefix, 'user:resent'), 1, 'one holder, not two')
   await slot.release()
   t.same(events, ['released'], 'a release that ran twice is released, not lost')
-  t.same(await keysUnder(redis, prefix), [])
+  t.same(await keysLeft(redis, prefix), [])
 })
 
 t.test('a first try that runs twice on a full subject keeps one ticket and never counts it against maxWaiters', async t => {
