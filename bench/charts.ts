@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { ROOT } from './paths'
 import type { SystemName } from './common'
 import { COLOR, LABEL } from './report'
 import type { GrowthChart } from './report-growth'
@@ -17,14 +18,14 @@ export interface Chart {
 
 /** Writes docs/benchmarks-wait.svg; returns its path. */
 export function drawChart (chart: Chart): string {
-  const svgFile = join(__dirname, '..', 'docs', 'benchmarks-wait.svg')
+  const svgFile = join(ROOT, 'docs', 'benchmarks-wait.svg')
   writeFileSync(svgFile, waitCdfSvg(chart.title, chart.subtitle, chart.series.map(s => ({ name: LABEL[s.system], color: COLOR[s.system], values: s.waits, note: s.note }))))
   return svgFile
 }
 
 /** Writes docs/benchmarks-growth.svg; returns its path. */
 export function drawGrowthChart (chart: GrowthChart): string {
-  const svgFile = join(__dirname, '..', 'docs', 'benchmarks-growth.svg')
+  const svgFile = join(ROOT, 'docs', 'benchmarks-growth.svg')
   writeFileSync(svgFile, barPanelsSvg(chart.title, chart.subtitle, chart.panels, 2))
   return svgFile
 }

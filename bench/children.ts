@@ -4,8 +4,8 @@
  * none of them outliving it, however the scenario ends.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { join } from 'node:path'
 import type { ChildConfig, ChildMessage } from './common'
+import { CHILD } from './paths'
 
 export class Child {
   private readonly process: ChildProcess
@@ -16,8 +16,8 @@ export class Child {
   readonly exited: Promise<void>
 
   constructor (config: ChildConfig) {
-    this.process = fork(join(__dirname, 'child.ts'), [JSON.stringify(config)], {
-      execArgv: ['-r', 'ts-node/register/transpile-only'],
+    this.process = fork(CHILD.script, [JSON.stringify(config)], {
+      execArgv: CHILD.execArgv,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
     this.process.on('message', message => {

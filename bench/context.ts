@@ -5,6 +5,7 @@
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { ROOT } from './paths'
 import type { BenchRedis } from './redis-server'
 
 export interface Args {
@@ -33,7 +34,7 @@ export interface RunContext {
 export const log = (message: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`) }
 
 export function resultsDir (): string {
-  const dir = join(__dirname, 'results')
+  const dir = join(ROOT, 'bench', 'results')
   mkdirSync(dir, { recursive: true })
   return dir
 }
