@@ -6,6 +6,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Acquisition } from './acquisition'
+import { ChurnMap } from './churn-map'
 import type { SlotEvents } from './events'
 import type { ResolvedOptions } from './options'
 import { HeldSlot } from './slot'
@@ -13,7 +14,7 @@ import { storeCall } from './store-call'
 import { ReleaseOutcome, type MemberRef, type SlotStore } from './stores/store'
 
 export class LeaseKeeper {
-  private readonly held = new Map<string, HeldSlot>()
+  private readonly held = new ChurnMap<string, HeldSlot>()
 
   constructor (
     private readonly store: SlotStore,

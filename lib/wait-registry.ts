@@ -8,6 +8,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { Acquisition } from './acquisition'
 import { nextDelay } from './backoff'
+import { ChurnMap } from './churn-map'
 import { subjectError, type SlotErrorCode } from './errors'
 import type { SlotEvents } from './events'
 import type { CallSettings, ResolvedOptions } from './options'
@@ -18,7 +19,7 @@ import type { Subject } from './subject'
 import { SubjectQueue } from './wait-queue'
 
 export class WaitRegistry {
-  private readonly acquisitions = new Map<string, Acquisition>()
+  private readonly acquisitions = new ChurnMap<string, Acquisition>()
   private readonly queues = new Map<string, SubjectQueue>()
   /** Give-backs still retrying; close() waits for their current attempt. */
   private readonly givingBack = new Set<Promise<void>>()

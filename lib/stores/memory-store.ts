@@ -2,13 +2,17 @@
  * The in-process store: the same semantics as the Redis store's scripts for apps sharing one
  * process (and for trying the plugin without Redis). Slots are not shared between processes.
  */
+import { ChurnMap } from '../churn-map'
 import {
   AcquireOutcome, parseMember, ReleaseOutcome, type GrantListener, type GrantSubscription, type MemberRef,
   type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireArgs
 } from './store'
 
-/** member → expiry (ms since epoch). Maps keep insertion order: the tickets' arrival order. */
-type Expiries = Map<string, number>
+/**
+ * member → expiry (ms since epoch). Maps keep insertion order: the tickets' arrival order. A
+ * busy subject's entries come and go with every operation (see ChurnMap).
+ */
+type Expiries = ChurnMap<string, number>
 
 interface SubjectState {
   holders: Expiries
@@ -27,7 +31,8 @@ function purge (entries: Expiries, now: number): void {
 }
 
 export class MemoryStore implements SlotStore {
-  private readonly subjects = new Map<string, SubjectState>()
+  /** A subject comes and goes with its holders and tickets: with every operation, when it is not busy. */
+  private readonly subjects = new ChurnMap<string, SubjectState>()
   private readonly grantListeners = new Map<string, GrantListener>()
   private readonly now: () => number
 
@@ -109,7 +114,7 @@ export class MemoryStore implements SlotStore {
   private state (tag: string, now: number): SubjectState {
     let state = this.subjects.get(tag)
     if (state === undefined) {
-      state = { holders: new Map(), tickets: new Map() }
+      state = { holders: new ChurnMap(), tickets: new ChurnMap() }
       this.subjects.set(tag, state)
     }
     purge(state.holders, now)
