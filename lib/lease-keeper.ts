@@ -15,6 +15,8 @@ import { ReleaseOutcome, type MemberRef, type SlotStore } from './stores/store'
 
 export class LeaseKeeper {
   private readonly held = new ChurnMap<string, HeldSlot>()
+  /** What every slot's release calls (one function for all of them). */
+  private readonly giveBackSlot = (slot: HeldSlot): Promise<void> => this.giveBack(slot)
 
   constructor (
     private readonly store: SlotStore,
@@ -38,7 +40,7 @@ export class LeaseKeeper {
   /** The acquisition's slot, held from now on. */
   take (acquisition: Acquisition): HeldSlot {
     const { subject, owner, ref, started } = acquisition
-    const slot = new HeldSlot(subject.type, subject.id, Date.now() - started, ref, owner.log, s => this.giveBack(s))
+    const slot = new HeldSlot(subject.type, subject.id, Date.now() - started, ref, owner.log, this.giveBackSlot)
     // The call that set its lease was sent at most storeTimeoutMs before its answer came.
     slot.liveUntil = Date.now() - this.options.storeTimeoutMs + (acquisition.claimed ? this.options.claimMs : this.options.leaseMs)
     this.held.set(ref.member, slot)

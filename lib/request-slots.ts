@@ -12,8 +12,8 @@ import type { HeldSlot } from './slot'
 import { SseWriter } from './sse-writer'
 
 export class RequestSlots implements SlotOwner {
-  readonly slots = new Set<HeldSlot>()
-  readonly waits = new Set<Abortable>()
+  private readonly slots = new Set<HeldSlot>()
+  private readonly waits = new Set<Abortable>()
   /** The response is over (finished or the client went away): no more slots for this request. */
   ended = false
   readonly log: FastifyBaseLogger
@@ -36,6 +36,18 @@ export class RequestSlots implements SlotOwner {
     request.raw.once('close', () => {
       if (request.raw.socket?.destroyed === true) this.end()
     })
+  }
+
+  addWait (wait: Abortable): void {
+    this.waits.add(wait)
+  }
+
+  removeWait (wait: Abortable): void {
+    this.waits.delete(wait)
+  }
+
+  hold (slot: HeldSlot): void {
+    this.slots.add(slot)
   }
 
   /** Pings the waiting stream every interval, committing it as SSE on the first one. */

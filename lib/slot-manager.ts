@@ -102,7 +102,7 @@ export class SlotManager {
       this.waits.giveBack(acquisition.ref)
       throw this.reject(acquisition, this.waits.error('SLOT_WAIT_ABORTED', 'the request ended while acquiring a slot', subject))
     }
-    owner.slots.add(slot)
+    owner.hold(slot)
     owner.log.debug({ slotType: subject.type, slotId: subject.id, waitedMs: slot.waitedMs }, 'fastify-slots: slot acquired')
     this.events.notify('acquired', { type: subject.type, id: subject.id, waitedMs: slot.waitedMs })
     return slot

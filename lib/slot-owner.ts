@@ -17,10 +17,12 @@ export interface SlotOwner {
   readonly log: FastifyBaseLogger
   /** No more slots: the request is over. */
   readonly ended: boolean
-  /** Slots to release when the owner ends. */
-  readonly slots: Set<HeldSlot>
-  /** Acquisitions to abort when the owner ends. */
-  readonly waits: Set<Abortable>
+  /** An acquisition of the owner started: the owner's end aborts it until it settles. */
+  addWait (wait: Abortable): void
+  /** The acquisition settled. */
+  removeWait (wait: Abortable): void
+  /** A slot the owner holds from now on: released when the owner ends. */
+  hold (slot: HeldSlot): void
   /**
    * Present when the owner is a request that can stream: keeps it alive with SSE pings while it
    * waits (calling `onPing` per frame, `onBroken` when the client can no longer be written
@@ -32,19 +34,47 @@ export interface SlotOwner {
 }
 
 /**
+ * The owner of one `fastify.slots.acquire` call. Nothing ends it but the caller's AbortSignal,
+ * and its slot is the caller's to release (or app close's), so it keeps its one wait in a
+ * field and no slots: no collections made per call.
+ */
+class DetachedOwner implements SlotOwner {
+  ended: boolean
+  private wait: Abortable | undefined
+
+  constructor (readonly log: FastifyBaseLogger, signal: AbortSignal | undefined) {
+    this.ended = signal?.aborted === true
+  }
+
+  addWait (wait: Abortable): void {
+    this.wait = wait
+  }
+
+  removeWait (wait: Abortable): void {
+    if (this.wait === wait) this.wait = undefined
+  }
+
+  hold (): void {}
+
+  /** Its signal aborted. */
+  abort (): void {
+    this.ended = true
+    this.wait?.abort('SLOT_WAIT_ABORTED', 'the wait was aborted by its signal')
+  }
+}
+
+/**
  * Runs `take` for a caller of `fastify.slots.acquire`: an owner that nothing ends but the
  * caller's AbortSignal, whose listener is removed once the call settles.
  */
 export async function withDetachedOwner<T> (log: FastifyBaseLogger, signal: AbortSignal | undefined, take: (owner: SlotOwner) => Promise<T>): Promise<T> {
-  const owner = { log, ended: signal?.aborted === true, slots: new Set<HeldSlot>(), waits: new Set<Abortable>() }
-  const abort = (): void => {
-    owner.ended = true
-    for (const wait of [...owner.waits]) wait.abort('SLOT_WAIT_ABORTED', 'the wait was aborted by its signal')
-  }
-  signal?.addEventListener('abort', abort, { once: true })
+  const owner = new DetachedOwner(log, signal)
+  if (signal === undefined) return await take(owner)
+  const abort = (): void => owner.abort()
+  signal.addEventListener('abort', abort, { once: true })
   try {
     return await take(owner)
   } finally {
-    signal?.removeEventListener('abort', abort)
+    signal.removeEventListener('abort', abort)
   }
 }

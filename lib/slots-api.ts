@@ -63,12 +63,13 @@ export class SlotsApi {
    * `slot.release()` or on app close. `signal` aborts the wait.
    */
   acquire (type: string, id: string | number, max: number, opts?: DetachedAcquireOptions): Promise<Slot> {
+    if (opts === undefined) return withDetachedOwner(this.log, undefined, owner => this.manager.acquire(owner, type, id, max, undefined))
     const { signal, ...rest } = opts ?? {}
     const streamOnly = STREAM_ONLY_OPTIONS.find(name => Object.hasOwn(rest, name))
     if (streamOnly !== undefined) {
       return Promise.reject(invalidArgument(`acquire: option "${streamOnly}" applies only to a request's stream (request.acquireSlot); fastify.slots.acquire takes maxWaitMs, maxWaiters, fair and signal`))
     }
-    return withDetachedOwner(this.log, signal, owner => this.manager.acquire(owner, type, id, max, opts === undefined ? undefined : rest))
+    return withDetachedOwner(this.log, signal, owner => this.manager.acquire(owner, type, id, max, rest))
   }
 
   /**

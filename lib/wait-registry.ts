@@ -49,7 +49,7 @@ export class WaitRegistry {
   register (subject: Subject, owner: SlotOwner, settings: CallSettings, args: TryAcquireArgs, started: number): Acquisition {
     const acquisition = new Acquisition(subject, owner, settings, args, started, this.onSettled, this.onAbort)
     this.acquisitions.set(args.member, acquisition)
-    owner.waits.add(acquisition)
+    owner.addWait(acquisition)
     return acquisition
   }
 
@@ -149,7 +149,7 @@ export class WaitRegistry {
   private settled (acquisition: Acquisition): void {
     this.acquisitions.delete(acquisition.ref.member)
     if (acquisition.waiting) this.queues.get(acquisition.ref.tag)?.remove(acquisition)
-    acquisition.owner.waits.delete(acquisition)
+    acquisition.owner.removeWait(acquisition)
     acquisition.stopStream?.()
     if (acquisition.acquired) this.hold(acquisition)
     // A poll or grant still on its way lands before this give-back (one connection, in order).

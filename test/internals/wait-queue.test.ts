@@ -64,7 +64,7 @@ function setup (t: tap.Test, options: { granted?: boolean, poll?: (a: Acquisitio
     emptied: () => { emptied++ }
   })
   const waiter = (member: string): Acquisition => {
-    const a = new Acquisition({ type: 'user', id: '1', tag: 'user:1' }, { log: undefined as never, ended: false, slots: new Set(), waits: new Set() },
+    const a = new Acquisition({ type: 'user', id: '1', tag: 'user:1' }, { log: undefined as never, ended: false, addWait () {}, removeWait () {}, hold () {} },
       SETTINGS, { tag: 'user:1', member, max: 1, leaseMs: 1000, maxWaiters: 10, ticketTtlMs: 1000 }, clock.now(), settled => queue.remove(settled), (code, message) => new Error(`${code} ${message}`) as never)
     return a
   }
