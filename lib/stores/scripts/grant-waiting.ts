@@ -1,11 +1,11 @@
 /**
- * Lua `grantWaiting(holders, tickets, queue, instance, lease, reply, leaving)`: hands free
+ * Lua `grantWaiting(holders, tickets, queue, caller, lease, reply, leaving)`: hands free
  * capacity to the oldest live tickets, inside the atomic step that freed it (a release) or looked for it
  * (a poll), so a waiter never has to race for a slot. Each ticket is admitted only while the
  * live holders are fewer than its OWN max (carried in its name), and the pass stops at the
  * first live ticket that does not fit: nobody overtakes a waiter. `leaving`, when given, is the
  * member that just released: a stale ticket of its own is dropped, never granted back to it.
- * A grant to a member of `instance` (the caller, alive since it is asking) gets `lease` and is
+ * A grant to a member of the caller's instance (alive, since it is asking) gets `lease` and is
  * appended to `reply`; any other grant gets the ticket's own claim and is published on its
  * instance's channel, so a grant to a process that died frees itself after that claim.
  * A holder's stale ticket (a resent first try that queued, then found room) at the head of a
@@ -37,11 +37,12 @@ local function notifyGrant (instance, member, holders)
   if not sent or (type(sent) == 'table' and sent.err) then redis.call('PUBLISH', channel, message) end
 end
 
-local function grantWaiting (holders, tickets, queue, instance, lease, reply, leaving)
+local function grantWaiting (holders, tickets, queue, caller, lease, reply, leaving)
   -- The queue's head doubles as the check that anyone waits at all.
   local waiting = redis.call('ZRANGE', queue, 0, GRANT_SCAN - 1)
   if #waiting == 0 then return end
   clock()
+  local instance = parseMember(caller)
   -- Once every lapsed ticket is purged, a queue entry has a live ticket: no need to look. The
   -- rare pass that purged some reads the head again, so it still looks at GRANT_SCAN live ones.
   local complete, removed = purgeTickets(tickets, queue)

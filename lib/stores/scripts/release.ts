@@ -27,7 +27,7 @@ local function release (holders, tickets, queue, member, lease, check)
   elseif zrem(holders, member) == 1 then
     reply[1] = 1
   end
-  grantWaiting(holders, tickets, queue, parseMember(member), tonumber(lease), reply, member)
+  grantWaiting(holders, tickets, queue, member, tonumber(lease), reply, member)
   return reply
 end
 

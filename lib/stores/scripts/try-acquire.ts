@@ -121,7 +121,7 @@ local function poll (holders, tickets, queue, member, max, lease, maxWaiters, ti
     reply[1] = queueTicket(tickets, queue, member, maxWaiters, ticketTtl)
     if reply[1] < 0 then return reply end
   end
-  grantWaiting(holders, tickets, queue, parseMember(member), lease, reply)
+  grantWaiting(holders, tickets, queue, member, lease, reply)
   for i = 2, #reply do
     if reply[i] == member then reply[1] = 1 end
   end
