@@ -34,17 +34,26 @@ local function nextOrder (queue)
   return order
 end
 
+local function isLive (ticket)
+  return ticket and tonumber(ticket) > now
+end
+
+-- maxWaiters other live tickets already wait: a lapsed ticket of the member's own goes too; -1.
+local function refuseTicket (tickets, queue, member, ticket)
+  if ticket then
+    zrem(tickets, member)
+    zrem(queue, member)
+  end
+  return -1
+end
+
 -- A poll's ticket: refreshed, or (new, or lapsed while this process stalled: re-queued at
--- the back) taken: 0; or -1 when maxWaiters other live tickets already wait.
+-- the back) taken: 0; or -1 when the queue is full.
 local function queueTicket (tickets, queue, member, maxWaiters, ticketTtl)
   local ticket = redis.call('ZSCORE', tickets, member)
-  if not ticket or tonumber(ticket) <= now then
+  if not isLive(ticket) then
     if redis.call('ZCOUNT', tickets, '(' .. now, '+inf') >= maxWaiters then
-      if ticket then
-        zrem(tickets, member)
-        zrem(queue, member)
-      end
-      return -1
+      return refuseTicket(tickets, queue, member, ticket)
     end
     redis.call('ZADD', queue, nextOrder(queue), member)
     keepAlive(queue, ticketTtl)
@@ -60,13 +69,7 @@ local function firstTicket (tickets, queue, member, maxWaiters, ticketTtl)
   if redis.call('ZCOUNT', tickets, '(' .. now, '+inf') >= maxWaiters then
     -- Full, unless the live tickets counted include its own (a resent try).
     local ticket = redis.call('ZSCORE', tickets, member)
-    if not ticket or tonumber(ticket) <= now then
-      if ticket then
-        zrem(tickets, member)
-        zrem(queue, member)
-      end
-      return -1
-    end
+    if not isLive(ticket) then return refuseTicket(tickets, queue, member, ticket) end
   elseif redis.call('ZADD', tickets, 'NX', now + ticketTtl, member) == 1 then
     redis.call('ZADD', queue, nextOrder(queue), member)
     keepAlive(queue, ticketTtl)
