@@ -27,10 +27,11 @@ export function isAcquired (outcome: AcquireOutcome): boolean {
 }
 
 /**
- * Outcome of {@link SlotStore.release}: 1 the slot was live and is given back; 0 its entry was
- * there but its lease had lapsed (it may have been someone else's since: lost); -1 no entry
- * (released already, e.g. a resent release, or lapsed and purged: the caller tells them apart
- * by its own clock).
+ * Outcome of {@link SlotStore.release}: 1 the slot was there (live, when the caller asked for
+ * the check) and is given back; 0 its entry was there but its lease had lapsed (it may have
+ * been someone else's since: lost), answered only to a release with `mayHaveLapsed`; -1 no
+ * entry (released already, e.g. a resent release, or lapsed and purged: the caller tells them
+ * apart by its own clock).
  */
 export const ReleaseOutcome = { Released: 1, Lapsed: 0, Gone: -1 } as const
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a value and its type, like an enum
