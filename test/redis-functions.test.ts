@@ -70,3 +70,24 @@ t.test('a client without a generic call() uses the script', async t => {
   t.equal(await store.tryAcquire(args('a')), AcquireOutcome.Acquired)
   t.equal((await calls(client(t, server.url))).fcall, 0)
 })
+
+t.test('a server that still has no function right after loading it fails the call instead of looping', async t => {
+  const server = await startPrivateRedis(t)
+  const redis = client(t, server.url)
+  let fcalls = 0
+  // FUNCTION LOAD goes through; every FCALL answers as if the library were missing.
+  const forgetful = new Proxy(redis, {
+    get: (target, key, receiver) => key === 'call'
+      ? async (command: string, ...rest: Array<string | number>) => {
+        if (command === 'FCALL') {
+          fcalls++
+          throw new Error('ERR Function not found')
+        }
+        return await target.call(command, ...rest)
+      }
+      : Reflect.get(target, key, receiver)
+  })
+  const store = new RedisStore({ client: forgetful, prefix: 'forgetful', wakeups: false })
+  await t.rejects(store.tryAcquire(args('a')), /Function not found/)
+  t.equal(fcalls, 2, 'one call, one load, one more call, then the error')
+})

@@ -47,17 +47,18 @@ export class BatchCaller {
     return this.functions
   }
 
-  async send (keys: BatchArg[], args: BatchArg[]): Promise<unknown> {
+  async send (keys: BatchArg[], args: BatchArg[], loaded = false): Promise<unknown> {
     if (!this.functions) return await this.client.fastifySlotsBatch(keys.length, ...keys, ...args)
     try {
       return await this.client.call('FCALL', BATCH_FUNCTION, keys.length, ...keys, ...args)
     } catch (err) {
       const message = (err as Error).message ?? ''
-      // The call did not run: loading the library (or falling back) and sending it again is safe.
+      // The call did not run: loading the library (or falling back) and sending it again is
+      // safe. Once: a server still missing it right after a load fails the call, not a loop.
       if (UNSUPPORTED.test(message)) this.functions = false
-      else if (MISSING.test(message)) await this.load()
+      else if (MISSING.test(message) && !loaded) await this.load()
       else throw err
-      return await this.send(keys, args)
+      return await this.send(keys, args, true)
     }
   }
 
