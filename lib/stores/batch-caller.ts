@@ -42,11 +42,6 @@ export class BatchCaller {
     this.functions = typeof client.call === 'function'
   }
 
-  /** Whether batches go out as FCALL (false once the server showed it has no functions). */
-  get usesFunctions (): boolean {
-    return this.functions
-  }
-
   async send (keys: BatchArg[], args: BatchArg[], loaded = false): Promise<unknown> {
     if (!this.functions) return await this.client.fastifySlotsBatch(keys.length, ...keys, ...args)
     try {
