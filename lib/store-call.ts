@@ -70,14 +70,18 @@ class Deadlines {
 
 const deadlines = new Map<number, Deadlines>()
 
+function deadlinesOf (timeoutMs: number): Deadlines {
+  let list = deadlines.get(timeoutMs)
+  if (list === undefined) {
+    list = new Deadlines(timeoutMs)
+    deadlines.set(timeoutMs, list)
+  }
+  return list
+}
+
 /** `promise`, or a rejection once the store has not answered within `timeoutMs`. */
 export function storeCall<T> (promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let queue = deadlines.get(timeoutMs)
-  if (queue === undefined) {
-    queue = new Deadlines(timeoutMs)
-    deadlines.set(timeoutMs, queue)
-  }
-  const list = queue
+  const list = deadlinesOf(timeoutMs)
   return new Promise<T>((resolve, reject) => {
     const entry = list.add(reject)
     promise.then(value => {

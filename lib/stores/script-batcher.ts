@@ -22,10 +22,11 @@ interface PendingOperation {
 export type SendBatch = (keys: BatchArg[], args: BatchArg[]) => Promise<unknown>
 
 /**
- * A batch goes out as soon as it has this many operations, without waiting for the tick to
+ * A batch goes out as soon as it has this many operations, without waiting for the turn to
  * end: Redis starts on it while this process is still issuing (or reading the replies of)
  * the rest, so the two work in parallel instead of taking turns. Measured with 16 and 64
- * concurrent acquire/release loops (docs/benchmarks.md): one batch per tick, 63k ops/s at 64;
+ * concurrent acquire/release loops when batches were cut per tick (docs/benchmarks.md, an
+ * earlier version of it): one batch per tick, 63k ops/s at 64;
  * 4 → 78-83k at 16, 86k at 64; 8 → 64-71k at 16, 101-111k at 64; 16 → 44-46k at 16 (the
  * loops fall into step with whole batches), 104-113k at 64.
  */
