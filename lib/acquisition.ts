@@ -5,7 +5,7 @@
  * the first of them wins, and whatever the others bring afterwards is given back.
  */
 import type { SlotError, SlotErrorCode } from './errors'
-import type { CallSettings } from './options'
+import type { CallSettings, WaitProgress } from './options'
 import type { HeldSlot } from './slot'
 import type { Abortable, SlotOwner } from './slot-owner'
 import type { MemberRef, TryAcquireArgs } from './stores/store'
@@ -29,6 +29,10 @@ export class Acquisition implements Abortable {
   slot: HeldSlot | undefined
   /** Stops the SSE keepalives of a waiting stream. */
   stopStream: (() => void) | undefined
+  /** Its place in line when it started waiting (1: next), when the store said. */
+  position: number | null = null
+  /** The wait expected for that place, when holds of the subject were seen (see HoldTimes). */
+  expectedWaitMs: number | null = null
   readonly ref: MemberRef
   readonly result: Promise<void>
   private resolve!: () => void
@@ -56,6 +60,16 @@ export class Acquisition implements Abortable {
     this.result.catch(() => {})
   }
 
+  /** Where it stands, for a ping frame function. */
+  progress (): WaitProgress {
+    return { position: this.position, waitedMs: Date.now() - this.started, expectedWaitMs: this.expectedWaitMs }
+  }
+
+  /** Milliseconds of maxWaitMs left. */
+  get remainingMs (): number {
+    return this.started + this.settings.maxWaitMs - Date.now()
+  }
+
   /** maxWaitMs has passed (counted from the call). */
   get deadlinePassed (): boolean {
     return Date.now() - this.started >= this.settings.maxWaitMs
@@ -68,7 +82,7 @@ export class Acquisition implements Abortable {
    * is a 503 within storeTimeoutMs), and the common acquire that never waits pays no timer.
    */
   startDeadline (onDeadline: () => SlotError): void {
-    this.timer = setTimeout(() => this.fail(onDeadline()), Math.max(0, this.started + this.settings.maxWaitMs - Date.now()))
+    this.timer = setTimeout(() => this.fail(onDeadline()), Math.max(0, this.remainingMs))
   }
 
   /** It holds a slot; `claimed` when another process granted it for its claim only. */

@@ -8,6 +8,7 @@
 export type RejectionCode =
   | 'SLOT_WAIT_TIMEOUT'
   | 'SLOT_QUEUE_FULL'
+  | 'SLOT_WAIT_TOO_LONG'
   | 'SLOT_WAIT_ABORTED'
   | 'SLOT_STORE_UNAVAILABLE'
   | 'SLOT_INVALID_ARGUMENT'
@@ -21,6 +22,8 @@ export type SlotErrorCode = RejectionCode | 'SLOT_LOST' | 'SLOT_RELEASED'
 const STATUS: Record<SlotErrorCode, number> = {
   SLOT_WAIT_TIMEOUT: 429,
   SLOT_QUEUE_FULL: 429,
+  // failFast: the wait expected for its place is longer than the time it may wait.
+  SLOT_WAIT_TOO_LONG: 429,
   // 499 is nginx's "client closed request": logged by Fastify at info level, not as an error.
   SLOT_WAIT_ABORTED: 499,
   SLOT_STORE_UNAVAILABLE: 503,
@@ -65,7 +68,7 @@ export class SlotError extends Error {
   }
 }
 
-const EXPECTED = new Set<SlotErrorCode>(['SLOT_WAIT_TIMEOUT', 'SLOT_QUEUE_FULL', 'SLOT_WAIT_ABORTED', 'SLOT_RELEASED'])
+const EXPECTED = new Set<SlotErrorCode>(['SLOT_WAIT_TIMEOUT', 'SLOT_QUEUE_FULL', 'SLOT_WAIT_TOO_LONG', 'SLOT_WAIT_ABORTED', 'SLOT_RELEASED'])
 
 export function invalidArgument (message: string): SlotError {
   return new SlotError('SLOT_INVALID_ARGUMENT', message)
@@ -89,8 +92,7 @@ export function describe (value: unknown): string {
   return typeof value === 'object' ? 'an object' : typeof value
 }
 
-/** A failure of one subject's acquire; rate-limit answers carry Retry-After. */
+/** A failure of one subject's acquire; rate-limit answers (429) carry Retry-After. */
 export function subjectError (code: SlotErrorCode, message: string, subject: { type: string, id: string }, retryAfterSeconds: number): SlotError {
-  const rateLimited = code === 'SLOT_WAIT_TIMEOUT' || code === 'SLOT_QUEUE_FULL'
-  return new SlotError(code, message, { slotType: subject.type, slotId: subject.id, retryAfterSeconds: rateLimited ? retryAfterSeconds : undefined })
+  return new SlotError(code, message, { slotType: subject.type, slotId: subject.id, retryAfterSeconds: STATUS[code] === 429 ? retryAfterSeconds : undefined })
 }

@@ -1,6 +1,6 @@
 /**
  * What the plugin tells observers, with no dependency on any metrics library:
- * `fastify.slots.on('acquired' | 'rejected' | 'released' | 'lost' | 'storeError' | 'ping', ...)`.
+ * `fastify.slots.on('acquired' | 'queued' | 'rejected' | 'released' | 'lost' | 'storeError' | 'ping', ...)`.
  * A throwing listener is logged, never allowed to break a request.
  */
 import { EventEmitter } from 'node:events'
@@ -15,7 +15,12 @@ export interface SlotEventSubject {
 export interface SlotEventMap {
   /** A slot was taken; `waitedMs` 0-ish when it was free at once. */
   acquired: [SlotEventSubject & { waitedMs: number }]
-  /** acquireSlot failed: timeout, queue full, aborted, store unavailable. */
+  /**
+   * A request started waiting: its place in line (1: next; null when the store did not say)
+   * and the wait expected for it from the subject's observed holds (null before one was seen).
+   */
+  queued: [SlotEventSubject & { position: number | null, expectedWaitMs: number | null }]
+  /** acquireSlot failed: timeout, queue full, wait too long, aborted, store unavailable. */
   rejected: [SlotEventSubject & { code: RejectionCode, waitedMs: number }]
   /** A slot was given back. */
   released: [SlotEventSubject & { heldMs: number }]

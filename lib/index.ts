@@ -7,7 +7,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { SlotError as SlotErrorClass, type RejectionCode as RejectionCodeType, type SlotErrorCode as SlotErrorCodeType } from './errors'
-import { isRedisClient, resolveOptions, type AcquireOptions as AcquireOptionsType, type BackoffOptions as BackoffOptionsType, type FastifySlotsOptions as FastifySlotsOptionsType, type PingOptions as PingOptionsType, type ResolvedOptions, type StreamErrorFrame as StreamErrorFrameType } from './options'
+import { isRedisClient, resolveOptions, type AcquireOptions as AcquireOptionsType, type BackoffOptions as BackoffOptionsType, type FastifySlotsOptions as FastifySlotsOptionsType, type PingOptions as PingOptionsType, type PingFrame as PingFrameType, type WaitProgress as WaitProgressType, type ResolvedOptions, type StreamErrorFrame as StreamErrorFrameType } from './options'
 import { RequestSlots } from './request-slots'
 import type { Slot as SlotType } from './slot'
 import { SlotManager } from './slot-manager'
@@ -22,7 +22,8 @@ import { MemoryStore as MemoryStoreClass } from './stores/memory-store'
 import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeType } from './stores/redis-store'
 import {
   AcquireOutcome as AcquireOutcomeValue, memberName as memberNameValue, parseMember as parseMemberValue, type MemberInfo as MemberInfoType, type GrantListener as GrantListenerType, type GrantSubscription as GrantSubscriptionType,
-  type MemberRef as MemberRefType, ReleaseOutcome as ReleaseOutcomeValue, type ReleaseArgs as ReleaseArgsType, type SlotStore as SlotStoreType, type SubjectLoad as SubjectLoadType, type TryAcquireArgs as TryAcquireArgsType
+  type MemberRef as MemberRefType, ReleaseOutcome as ReleaseOutcomeValue, type ReleaseArgs as ReleaseArgsType, type SlotStore as SlotStoreType, type SubjectLoad as SubjectLoadType, type TryAcquireArgs as TryAcquireArgsType,
+  type TryAcquireAnswer as TryAcquireAnswerType, type QueuedAnswer as QueuedAnswerType
 } from './stores/store'
 
 declare module 'fastify' {
@@ -160,11 +161,15 @@ declare namespace fastifySlots {
   export type AcquireOptions = AcquireOptionsType
   export type BackoffOptions = BackoffOptionsType
   export type PingOptions = PingOptionsType
+  export type PingFrame = PingFrameType
+  export type WaitProgress = WaitProgressType
   export type Slot = SlotType
   export type SlotErrorCode = SlotErrorCodeType
   export type RejectionCode = RejectionCodeType
   export type SlotStore = SlotStoreType
   export type TryAcquireArgs = TryAcquireArgsType
+  export type TryAcquireAnswer = TryAcquireAnswerType
+  export type QueuedAnswer = QueuedAnswerType
   export type MemberRef = MemberRefType
   export type MemberInfo = MemberInfoType
   export type ReleaseArgs = ReleaseArgsType

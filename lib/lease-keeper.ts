@@ -8,6 +8,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Acquisition } from './acquisition'
 import { ChurnMap } from './churn-map'
 import type { SlotEvents } from './events'
+import type { HoldTimes } from './hold-times'
 import type { ResolvedOptions } from './options'
 import { HeldSlot } from './slot'
 import { storeCall } from './store-call'
@@ -23,6 +24,8 @@ export class LeaseKeeper {
     private readonly options: ResolvedOptions,
     private readonly events: SlotEvents,
     private readonly log: FastifyBaseLogger,
+    /** Learns how long the subject's slots are held. */
+    private readonly holds: HoldTimes,
     /** A release that failed: retried as a give-back until the lease would have ended anyway. */
     private readonly releaseFailed: (ref: MemberRef) => void,
     /** A slot of the subject was given back here. */
@@ -92,6 +95,7 @@ export class LeaseKeeper {
       // No entry before its lease could have ended: an earlier run of this same release
       // (ioredis resends after a reconnect) already removed it.
       if (outcome === ReleaseOutcome.Released || (outcome === ReleaseOutcome.Gone && Date.now() < slot.liveUntil)) {
+        this.holds.observe(ref.tag, heldMs)
         slot.log.debug({ slotType: slot.type, slotId: slot.id, heldMs }, 'fastify-slots: slot released')
         this.events.notify('released', { type: slot.type, id: slot.id, heldMs })
       } else {

@@ -19,11 +19,26 @@ export interface BackoffOptions {
   jitter: number
 }
 
+/** Where a waiting request stands, for a ping frame built per ping. */
+export interface WaitProgress {
+  /** Its place in line when it started waiting (1: next), or null when the store did not say. */
+  position: number | null
+  /** Milliseconds since acquireSlot was called. */
+  waitedMs: number
+  /** The wait expected for that place when it started waiting (see `queued`), or null when unknown. */
+  expectedWaitMs: number | null
+}
+
+/**
+ * One keepalive event, ending in a blank line (see `pingFrames`), or a function building each
+ * one from the wait so far (for protocols that allow comments: `: waiting, 3rd in line\n\n`).
+ */
+export type PingFrame = string | ((wait: WaitProgress) => string)
+
 export interface PingOptions {
   /** A stream still waiting after this long is committed and pinged at this interval. */
   intervalMs: number
-  /** The bytes of one keepalive event, ending in a blank line. See `pingFrames`. */
-  frame: string
+  frame: PingFrame
 }
 
 export type StreamErrorFrame = (error: SlotError, request: FastifyRequest) => string
@@ -65,6 +80,14 @@ export interface FastifySlotsOptions {
   fair?: boolean
   /** How long `fastify.slots.usage()` answers from memory (sub2api uses 200). Default 0: off. */
   usageCacheMs?: number
+  /**
+   * Answer 429 `SLOT_WAIT_TOO_LONG` at once when the wait expected for the request's place in
+   * line is longer than what is left of its maxWaitMs, instead of holding it for nothing.
+   * Default false.
+   */
+  failFast?: boolean
+  /** Upper clamp of a 429's Retry-After, which is estimated from observed holds. Default 60. */
+  maxRetryAfterSeconds?: number
 }
 
 export interface AcquireOptions {
@@ -76,6 +99,7 @@ export interface AcquireOptions {
   fair?: boolean
   /** This call's API: its stream's pings (unless `ping.frame` is given) and error frame, and its JSON error body. */
   protocol?: ProtocolName
+  failFast?: boolean
 }
 
 export interface ResolvedOptions {
@@ -92,11 +116,16 @@ export interface ResolvedOptions {
   streamErrorFrame: StreamErrorFrame
   fair: boolean
   usageCacheMs: number
+  failFast: boolean
+  maxRetryAfterSeconds: number
   /** Derived: a waiting ticket lapses unless refreshed (every third of it) by a live process. */
   ticketTtlMs: number
   /** Derived: how long a slot granted by another process is its waiter's before it confirms it. */
   claimMs: number
-  /** Derived: Retry-After of a 429; by then a waiter would have retried at least once at full backoff. */
+  /**
+   * Derived: Retry-After of a 429 when no hold of the subject was observed yet; by then a
+   * waiter would have retried at least once at full backoff.
+   */
   retryAfterSeconds: number
 }
 
@@ -106,6 +135,7 @@ export interface CallSettings {
   maxWaiters: number
   ping: PingOptions | false
   fair: boolean
+  failFast: boolean
   errorFrame: StreamErrorFrame
 }
 
@@ -120,10 +150,10 @@ type Fail = (name: string, problem: string) => Error
 
 const mustBe = (expected: string, got: unknown): string => `must be ${expected}, got ${describe(got)}`
 
-const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs', 'protocol'])
+const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs', 'protocol', 'failFast', 'maxRetryAfterSeconds'])
 // Options Fastify itself reads from every register() call; harmless here.
 const FASTIFY_REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
-const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair', 'protocol'])
+const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair', 'protocol', 'failFast'])
 
 function integer (fail: Fail, name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
@@ -175,11 +205,11 @@ function resolvePing (fail: Fail, name: string, value: unknown, fallback: PingOp
   if (value === false) return false
   const p = plainObject(fail, name, value, new Set(['intervalMs', 'frame']))
   const base = fallback === false ? DEFAULT_PING : fallback
-  const frame = p.frame ?? base.frame
-  if (typeof frame !== 'string' || !frame.endsWith('\n\n') || frame.length > 4096) {
-    throw fail(`${name}.frame`, mustBe('a string of at most 4096 characters ending in a blank line ("\\n\\n")', frame))
+  const frame = p.frame === undefined ? base.frame : p.frame
+  if (typeof frame !== 'function' && !isPingFrame(frame)) {
+    throw fail(`${name}.frame`, mustBe('a string of at most 4096 characters ending in a blank line ("\\n\\n"), or a function returning one', frame))
   }
-  return { intervalMs: integer(fail, `${name}.intervalMs`, p.intervalMs, base.intervalMs, 10, DAY_MS), frame }
+  return { intervalMs: integer(fail, `${name}.intervalMs`, p.intervalMs, base.intervalMs, 10, DAY_MS), frame: frame as PingFrame }
 }
 
 export function resolveOptions (options: unknown): ResolvedOptions {
@@ -220,6 +250,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     streamErrorFrame: streamErrorFrame as StreamErrorFrame,
     fair: boolean(invalidOption, 'fair', o.fair, false),
     usageCacheMs: integer(invalidOption, 'usageCacheMs', o.usageCacheMs, 0, 0, 60_000),
+    failFast: boolean(invalidOption, 'failFast', o.failFast, false),
+    maxRetryAfterSeconds: integer(invalidOption, 'maxRetryAfterSeconds', o.maxRetryAfterSeconds, 60, 1, DAY_MS / 1000),
     ...waitTimings(leaseMs, backoff, storeTimeoutMs)
   }
 }
@@ -237,12 +269,17 @@ export function waitTimings (leaseMs: number, backoff: BackoffOptions, storeTime
   return { ticketTtlMs, claimMs: leaseMs - ticketTtlMs, retryAfterSeconds: Math.max(1, Math.ceil(backoff.maxMs / 1000)) }
 }
 
+/** What a keepalive frame must be: SSE bytes ending an event. */
+export function isPingFrame (frame: unknown): frame is string {
+  return typeof frame === 'string' && frame.endsWith('\n\n') && frame.length <= 4096
+}
+
 const failCall: Fail = (name, problem) => invalidArgument(`acquireSlot: option "${name}" ${problem}`)
 
 /** Per-call options over the plugin's; validated before any store call. */
 export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): CallSettings {
   if (opts === undefined) {
-    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping, fair: plugin.fair, errorFrame: plugin.streamErrorFrame }
+    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping, fair: plugin.fair, failFast: plugin.failFast, errorFrame: plugin.streamErrorFrame }
   }
   const o = plainObject(failCall, '', opts, KNOWN_CALL_OPTIONS)
   // A protocol chosen for this call brings its own frames; the plugin's are the defaults.
@@ -252,6 +289,7 @@ export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): Ca
     errorFrame: protocol?.errorFrame ?? plugin.streamErrorFrame,
     stream: boolean(failCall, 'stream', o.stream, false),
     fair: boolean(failCall, 'fair', o.fair, plugin.fair),
+    failFast: boolean(failCall, 'failFast', o.failFast, plugin.failFast),
     maxWaitMs: integer(failCall, 'maxWaitMs', o.maxWaitMs, plugin.maxWaitMs, 0, DAY_MS),
     maxWaiters: integer(failCall, 'maxWaiters', o.maxWaiters, plugin.maxWaiters, 0, 1_000_000),
     ping: resolvePing(failCall, 'ping', o.ping, basePing)

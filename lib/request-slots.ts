@@ -5,8 +5,9 @@
  * nothing left to do.
  */
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import type { SlotError } from './errors'
-import type { PingOptions, StreamErrorFrame } from './options'
+import { describe, type SlotError } from './errors'
+import { isPingFrame, type PingFrame, type PingOptions, type StreamErrorFrame, type WaitProgress } from './options'
+import { pingFrames } from './protocols'
 import type { Abortable, SlotOwner } from './slot-owner'
 import type { HeldSlot } from './slot'
 import { SseWriter } from './sse-writer'
@@ -51,14 +52,33 @@ export class RequestSlots implements SlotOwner {
   }
 
   /** Pings the waiting stream every interval, committing it as SSE on the first one. */
-  keepAlive (ping: PingOptions, onPing: () => void, onBroken: () => void): () => void {
+  keepAlive (ping: PingOptions, progress: () => WaitProgress, onPing: () => void, onBroken: () => void): () => void {
     this.sse ??= new SseWriter(this.request, this.reply, () => this.hijackOnStream)
     const sse = this.sse
     const timer = setInterval(() => {
-      if (!sse.write(ping.frame, onBroken)) return onBroken()
+      if (!sse.write(this.frameOf(ping.frame, progress), onBroken)) return onBroken()
       onPing()
     }, ping.intervalMs)
     return () => clearInterval(timer)
+  }
+
+  /**
+   * The frame to write now. One a function builds is checked like a configured one: a function
+   * that throws or builds something else is a bug, logged, and the client still gets a
+   * keepalive (an SSE comment, which every client ignores).
+   */
+  private frameOf (frame: PingFrame, progress: () => WaitProgress): string {
+    if (typeof frame === 'string') return frame
+    let built: unknown
+    try {
+      built = frame(progress())
+    } catch (err) {
+      built = err
+    }
+    if (isPingFrame(built)) return built
+    this.log.error({ err: built instanceof Error ? built : undefined, frame: built instanceof Error ? undefined : describe(built) },
+      'fastify-slots: ping.frame must return a string of at most 4096 characters ending in a blank line; wrote an SSE comment instead')
+    return pingFrames.comment
   }
 
   failStream (error: SlotError, frame: StreamErrorFrame): void {

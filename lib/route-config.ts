@@ -19,9 +19,10 @@ export interface RouteSlot {
   maxWaiters?: number
   fair?: boolean
   protocol?: ProtocolName
+  failFast?: boolean
 }
 
-const FIELDS = new Set(['type', 'id', 'max', 'stream', 'maxWaitMs', 'maxWaiters', 'fair', 'protocol'])
+const FIELDS = new Set(['type', 'id', 'max', 'stream', 'maxWaitMs', 'maxWaiters', 'fair', 'protocol', 'failFast'])
 
 function resolve<T> (value: PerRequest<T>, request: FastifyRequest): T {
   return typeof value === 'function' ? (value as (request: FastifyRequest) => T)(request) : value
@@ -46,6 +47,7 @@ function compile (slot: RouteSlot): CompiledRouteSlot {
   if (slot.maxWaiters !== undefined) options.maxWaiters = slot.maxWaiters
   if (slot.fair !== undefined) options.fair = slot.fair
   if (slot.protocol !== undefined) options.protocol = slot.protocol
+  if (slot.failFast !== undefined) options.failFast = slot.failFast
   const stream = slot.stream
   return {
     type: slot.type,
@@ -74,7 +76,7 @@ export function routeSlots (route: RouteOptions, plugin: ResolvedOptions): Compi
       if (typeof s.type !== 'function') validateType(s.type)
       if (typeof s.id !== 'function') validateId(s.id)
       if (typeof s.max !== 'function') validateMax(s.max)
-      resolveCallSettings({ maxWaitMs: s.maxWaitMs, maxWaiters: s.maxWaiters, fair: s.fair, protocol: s.protocol }, plugin)
+      resolveCallSettings({ maxWaitMs: s.maxWaitMs, maxWaiters: s.maxWaiters, fair: s.fair, protocol: s.protocol, failFast: s.failFast }, plugin)
     } catch (err) {
       throw routeError(route, index, (err as Error).message.replace(/^acquireSlot: /, ''))
     }

@@ -9,12 +9,13 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Acquisition } from './acquisition'
 import { SlotError, type RejectionCode } from './errors'
 import { SlotEvents } from './events'
+import { HoldTimes } from './hold-times'
 import { LeaseKeeper } from './lease-keeper'
 import { resolveCallSettings, type CallSettings, type ResolvedOptions } from './options'
 import { HeldSlot, type Slot } from './slot'
 import type { SlotOwner } from './slot-owner'
 import { storeCall, storeUnavailable } from './store-call'
-import { AcquireOutcome, isAcquired, memberName, type GrantSubscription, type MemberRef, type SlotStore } from './stores/store'
+import { AcquireOutcome, isAcquired, memberName, outcomeOf, type GrantSubscription, type MemberRef, type SlotStore, type TryAcquireAnswer } from './stores/store'
 import { toSubject, validateMax, type Subject } from './subject'
 import { WaitRegistry } from './wait-registry'
 
@@ -29,6 +30,7 @@ export class SlotManager {
   private closing = false
   private readonly waits: WaitRegistry
   private readonly leases: LeaseKeeper
+  private readonly holds = new HoldTimes()
   /** The periodic jobs still running from their previous tick (a slow store must not stack them up). */
   private readonly running = new Set<() => Promise<void>>()
   private readonly timers: NodeJS.Timeout[]
@@ -41,10 +43,10 @@ export class SlotManager {
     storeUsers.set(store, (storeUsers.get(store) ?? 0) + 1)
     this.events = new SlotEvents(log)
     this.defaultSettings = resolveCallSettings(undefined, options)
-    this.waits = new WaitRegistry(store, options, this.events, log, store.onGrant !== undefined, acquisition => {
+    this.waits = new WaitRegistry(store, options, this.events, log, store.onGrant !== undefined, this.holds, acquisition => {
       acquisition.slot = this.leases.take(acquisition)
     })
-    this.leases = new LeaseKeeper(store, options, this.events, log, ref => this.waits.giveBack(ref), tag => {
+    this.leases = new LeaseKeeper(store, options, this.events, log, this.holds, ref => this.waits.giveBack(ref), tag => {
       // Without grants, a waiter here learns of the freed slot by polling for it now.
       if (this.grants === undefined) this.waits.wake(tag)
     })
@@ -140,9 +142,9 @@ export class SlotManager {
   /** The first try; its answer settles the acquisition, unless something settled it first. */
   private async firstTry (acquisition: Acquisition): Promise<void> {
     acquisition.inStore = true
-    let outcome: AcquireOutcome
+    let answer: TryAcquireAnswer
     try {
-      outcome = await storeCall(this.store.tryAcquire(acquisition.args), this.options.storeTimeoutMs)
+      answer = await storeCall(this.store.tryAcquire(acquisition.args), this.options.storeTimeoutMs)
     } catch (err) {
       acquisition.fail(err as Error)
       return
@@ -150,20 +152,38 @@ export class SlotManager {
     // Aborted, timed out or granted meanwhile: a failed one gives back what this try took.
     if (acquisition.settled) return
     const { settings, subject } = acquisition
-    if (isAcquired(outcome)) {
+    const outcome = outcomeOf(answer)
+    if (outcome === AcquireOutcome.AcquiredWithRoom) {
       acquisition.succeed()
       // Local waiters behind the room this try saw poll now.
-      if (outcome === AcquireOutcome.AcquiredWithRoom) this.waits.wake(subject.tag)
-    } else if (outcome === AcquireOutcome.QueueFull || settings.maxWaitMs === 0 || acquisition.deadlinePassed) {
+      this.waits.wake(subject.tag)
+      return
+    }
+    // The subject is (now) full: how long its slots are held is worth knowing from here on.
+    this.holds.watch(subject.tag)
+    if (isAcquired(outcome)) {
+      acquisition.succeed()
+      return
+    }
+    if (typeof answer === 'object') this.place(acquisition, answer.ahead)
+    if (outcome === AcquireOutcome.QueueFull || settings.maxWaitMs === 0 || acquisition.deadlinePassed) {
       // Refused, or full without a ticket: nothing of it is in the store (a ticket taken
       // after the deadline passed is given back).
       if (outcome === AcquireOutcome.QueueFull || settings.maxWaitMs === 0) acquisition.inStore = false
-      acquisition.fail(outcome === AcquireOutcome.QueueFull
-        ? this.waits.queueFull(subject)
-        : this.waits.timeout(subject, settings.maxWaitMs))
+      acquisition.fail(outcome === AcquireOutcome.QueueFull ? this.waits.queueFull(acquisition) : this.waits.timeout(acquisition))
+    } else if (settings.failFast && acquisition.expectedWaitMs !== null && acquisition.expectedWaitMs > acquisition.remainingMs) {
+      // Its ticket is given back: the ones behind it move up.
+      acquisition.fail(this.waits.tooLong(acquisition))
     } else {
+      this.events.notify('queued', { type: subject.type, id: subject.id, position: acquisition.position, expectedWaitMs: acquisition.expectedWaitMs })
       this.waits.enqueue(acquisition)
     }
+  }
+
+  /** The store said where its ticket stands: its place in line and the wait expected for it. */
+  private place (acquisition: Acquisition, ahead: number): void {
+    acquisition.position = ahead + 1
+    acquisition.expectedWaitMs = this.holds.expectedWaitMs(acquisition.subject.tag, ahead, acquisition.args.max)
   }
 
   /** A failed acquisition: its error (written into the stream if it was committed), or a bypass under fail-open. */

@@ -4,7 +4,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { SlotErrorCode } from './errors'
-import type { PingOptions, StreamErrorFrame } from './options'
+import type { PingOptions, StreamErrorFrame, WaitProgress } from './options'
 import type { SlotError } from './errors'
 import type { HeldSlot } from './slot'
 
@@ -25,10 +25,10 @@ export interface SlotOwner {
   hold (slot: HeldSlot): void
   /**
    * Present when the owner is a request that can stream: keeps it alive with SSE pings while it
-   * waits (calling `onPing` per frame, `onBroken` when the client can no longer be written
-   * to); returns what stops them.
+   * waits (a frame function is given `progress()`; calling `onPing` per frame, `onBroken` when
+   * the client can no longer be written to); returns what stops them.
    */
-  keepAlive? (ping: PingOptions, onPing: () => void, onBroken: () => void): () => void
+  keepAlive? (ping: PingOptions, progress: () => WaitProgress, onPing: () => void, onBroken: () => void): () => void
   /** Writes a failed acquire into the stream when the response was already committed as SSE. */
   failStream? (error: SlotError, frame: StreamErrorFrame): void
 }

@@ -67,13 +67,14 @@ export class SlotsApi {
     const { signal, ...rest } = opts ?? {}
     const streamOnly = STREAM_ONLY_OPTIONS.find(name => Object.hasOwn(rest, name))
     if (streamOnly !== undefined) {
-      return Promise.reject(invalidArgument(`acquire: option "${streamOnly}" applies only to a request's stream (request.acquireSlot); fastify.slots.acquire takes maxWaitMs, maxWaiters, fair and signal`))
+      return Promise.reject(invalidArgument(`acquire: option "${streamOnly}" applies only to a request's stream (request.acquireSlot); fastify.slots.acquire takes maxWaitMs, maxWaiters, fair, failFast and signal`))
     }
     return withDetachedOwner(this.log, signal, owner => this.manager.acquire(owner, type, id, max, rest))
   }
 
   /**
-   * Live holders and waiters of many subjects of one type, read in one round trip per Redis
+   * Live holders and waiters of many subjects of one type, and how long the oldest waiter has
+   * waited (`oldestWaitMs`, where the store reports it: both shipped stores do), read in one round trip per Redis
    * shard (expired entries never count, by Redis time). Cached `usageCacheMs` in process, and
    * concurrent identical reads share one store call.
    */
@@ -91,7 +92,9 @@ export class SlotsApi {
     const shared = this.reads.get(key)
     if (shared !== undefined) return await shared
     const load = storeCall(store.usage(subjects.map(s => s.tag)), this.manager.options.storeTimeoutMs)
-      .then(loads => loads.map((l, i) => ({ id: subjects[i].id, held: l.held, waiting: l.waiting })))
+      .then(loads => loads.map((l, i): SubjectUsage => l.oldestWaitMs === undefined
+        ? { id: subjects[i].id, held: l.held, waiting: l.waiting }
+        : { id: subjects[i].id, held: l.held, waiting: l.waiting, oldestWaitMs: l.oldestWaitMs }))
     // In flight, the read is shared (single-flight); once answered, kept usageCacheMs.
     this.reads.set(key, load)
     const forget = (): void => { if (this.reads.get(key) === load) this.reads.delete(key) }

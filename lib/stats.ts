@@ -26,7 +26,7 @@ export interface SlotStats {
 export class StatsRecorder {
   private readonly counters = { acquired: 0, released: 0, lost: 0, storeErrors: 0, pings: 0 }
   private readonly rejected: Record<RejectionCode, number> = {
-    SLOT_WAIT_TIMEOUT: 0, SLOT_QUEUE_FULL: 0, SLOT_WAIT_ABORTED: 0, SLOT_STORE_UNAVAILABLE: 0, SLOT_INVALID_ARGUMENT: 0
+    SLOT_WAIT_TIMEOUT: 0, SLOT_QUEUE_FULL: 0, SLOT_WAIT_TOO_LONG: 0, SLOT_WAIT_ABORTED: 0, SLOT_STORE_UNAVAILABLE: 0, SLOT_INVALID_ARGUMENT: 0
   }
 
   private readonly counts = new Array<number>(WAIT_BUCKETS_MS.length + 1).fill(0)

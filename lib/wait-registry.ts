@@ -9,8 +9,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Acquisition } from './acquisition'
 import { nextDelay } from './backoff'
 import { ChurnMap } from './churn-map'
-import { subjectError, type SlotErrorCode } from './errors'
+import { subjectError, type SlotError, type SlotErrorCode } from './errors'
 import type { SlotEvents } from './events'
+import type { HoldTimes } from './hold-times'
 import type { CallSettings, ResolvedOptions } from './options'
 import type { SlotOwner } from './slot-owner'
 import { storeCall } from './store-call'
@@ -34,6 +35,8 @@ export class WaitRegistry {
     private readonly log: FastifyBaseLogger,
     /** The store tells this process of grants (else waiters learn at their polls). */
     private readonly granting: boolean,
+    /** What Retry-After and expected waits are estimated from. */
+    private readonly holds: HoldTimes,
     /**
      * Takes the slot of an acquisition that just succeeded, before anything else runs: a
      * grant message arriving right after must find it held, not nobody's.
@@ -57,10 +60,10 @@ export class WaitRegistry {
   enqueue (acquisition: Acquisition): void {
     acquisition.waiting = true
     const { owner, settings, subject } = acquisition
-    acquisition.startDeadline(() => this.timeout(subject, settings.maxWaitMs))
+    acquisition.startDeadline(() => this.timeout(acquisition))
     this.queueFor(acquisition.ref.tag).add(acquisition)
     if (settings.stream && settings.ping !== false && owner.keepAlive !== undefined) {
-      acquisition.stopStream = owner.keepAlive(settings.ping, () => this.events.notify('ping', { type: subject.type, id: subject.id }),
+      acquisition.stopStream = owner.keepAlive(settings.ping, () => acquisition.progress(), () => this.events.notify('ping', { type: subject.type, id: subject.id }),
         () => acquisition.abort('SLOT_WAIT_ABORTED', 'writing a keepalive to the client failed'))
     }
   }
@@ -142,7 +145,7 @@ export class WaitRegistry {
     } else if (outcome === AcquireOutcome.QueueFull) {
       // Its ticket lapsed (this process stalled) and others filled the queue meanwhile.
       acquisition.inStore = false
-      acquisition.fail(this.queueFull(acquisition.subject))
+      acquisition.fail(this.queueFull(acquisition))
     }
   }
 
@@ -171,12 +174,28 @@ export class WaitRegistry {
     return queue
   }
 
-  queueFull (subject: Subject): ReturnType<typeof subjectError> {
-    return this.error('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject)
+  /** 429: maxWaiters others wait. Retry-After: the wait of a place behind all of them. */
+  queueFull ({ subject, settings, args }: Acquisition): SlotError {
+    return subjectError('SLOT_QUEUE_FULL', `concurrency limit reached for ${subject.type}, and too many requests are already waiting`, subject,
+      this.retryAfter(this.holds.expectedWaitMs(args.tag, settings.maxWaiters, args.max)))
   }
 
-  timeout (subject: Subject, maxWaitMs: number): ReturnType<typeof subjectError> {
-    return this.error('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${maxWaitMs} ms`, subject)
+  /** 429: no slot within maxWaitMs. Retry-After: the wait its place was expected to take, by what is known now. */
+  timeout ({ subject, settings, args, position }: Acquisition): SlotError {
+    return subjectError('SLOT_WAIT_TIMEOUT', `concurrency limit reached for ${subject.type}: no slot freed within ${settings.maxWaitMs} ms`, subject,
+      this.retryAfter(position === null ? null : this.holds.expectedWaitMs(args.tag, position - 1, args.max)))
+  }
+
+  /** 429 under failFast: its place is expected to take longer than it may wait. Retry-After: that wait. */
+  tooLong ({ subject, position, expectedWaitMs, remainingMs }: Acquisition): SlotError {
+    return subjectError('SLOT_WAIT_TOO_LONG', `concurrency limit reached for ${subject.type}: the wait expected for place ${String(position)} in line ` +
+      `(${String(expectedWaitMs)} ms) is longer than the ${Math.max(0, remainingMs)} ms left to wait`, subject, this.retryAfter(expectedWaitMs))
+  }
+
+  /** Seconds until a retry is expected to find room, clamped to [1, maxRetryAfterSeconds]; the fixed fallback without an estimate. */
+  private retryAfter (expectedWaitMs: number | null): number {
+    const seconds = expectedWaitMs === null ? this.options.retryAfterSeconds : Math.ceil(expectedWaitMs / 1000)
+    return Math.min(this.options.maxRetryAfterSeconds, Math.max(1, seconds))
   }
 
   error (code: SlotErrorCode, message: string, subject: Subject): ReturnType<typeof subjectError> {

@@ -52,7 +52,7 @@ class RecordingStore implements SlotStore {
   readonly calls: Array<[string, unknown]> = []
   private readonly inner = new MemoryStore()
 
-  async tryAcquire (args: TryAcquireArgs): Promise<fastifySlots.AcquireOutcome> {
+  async tryAcquire (args: TryAcquireArgs): Promise<fastifySlots.TryAcquireAnswer> {
     this.calls.push(['tryAcquire', { ...args }])
     return await this.inner.tryAcquire(args)
   }
@@ -159,6 +159,9 @@ const BAD_CALLS: BadCall[] = [
   { name: 'opts.ping.frame without a blank line', args: ['user', 1, 1, { ping: { frame: 'no blank line' } }], message: /option "ping\.frame" must be a string .*ending in a blank line/ },
   { name: 'opts.ping.intervalMs 0', args: ['user', 1, 1, { ping: { intervalMs: 0 } }], message: /option "ping\.intervalMs" must be an integer from 10 to 86400000, got 0/ },
   { name: 'opts.ping unknown key', args: ['user', 1, 1, { ping: { every: 5 } }], message: /option "ping\.every" is not an option/ },
+  { name: 'opts.ping.frame a number', args: ['user', 1, 1, { ping: { frame: 5 } }], message: /option "ping\.frame" must be a string .*or a function returning one, got 5/ },
+  { name: "opts.failFast 'yes'", args: ['user', 1, 1, { failFast: 'yes' }], message: /option "failFast" must be a boolean, got "yes"/ },
+  { name: 'opts plugin-only key maxRetryAfterSeconds', args: ['user', 1, 1, { maxRetryAfterSeconds: 5 }], message: /option "maxRetryAfterSeconds" is not an option/ },
   // validation happens before the max-0 bypass, and in argument order
   { name: 'bad type with max 0', args: ['a:b', 1, 0], message: /type may contain only/ },
   { name: 'bad id with max 0', args: ['user', 'a\nb', 0], message: /id must not contain control characters/ },
@@ -598,6 +601,10 @@ const BAD_OPTIONS: BadOption[] = [
   { name: 'ping frame over 4096 characters', options: { ping: { frame: `: ${'x'.repeat(4096)}\n\n` } }, option: 'ping.frame' },
   { name: 'ping true', options: { ping: true }, option: 'ping' },
   { name: 'ping unknown key', options: { ping: { every: 10 } }, option: 'ping.every' },
+  { name: 'ping {frame: null}', options: { ping: { frame: null } }, option: 'ping.frame' },
+  { name: 'failFast 1', options: { failFast: 1 }, option: 'failFast' },
+  { name: 'maxRetryAfterSeconds 0', options: { maxRetryAfterSeconds: 0 }, option: 'maxRetryAfterSeconds' },
+  { name: 'maxRetryAfterSeconds 1.5', options: { maxRetryAfterSeconds: 1.5 }, option: 'maxRetryAfterSeconds' },
   { name: "onStoreError 'maybe'", options: { onStoreError: 'maybe' }, option: 'onStoreError' },
   { name: 'storeTimeoutMs 0', options: { storeTimeoutMs: 0 }, option: 'storeTimeoutMs' },
   { name: 'storeTimeoutMs over a minute', options: { storeTimeoutMs: 60_001 }, option: 'storeTimeoutMs' },

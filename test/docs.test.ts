@@ -25,6 +25,7 @@ import * as streamErrorFrame from '../docs/examples/stream-error-frame'
 import * as pickAccount from '../docs/examples/pick-account'
 import * as prometheus from '../docs/examples/prometheus'
 import * as redisClients from '../docs/examples/redis-clients'
+import * as honestWaiting from '../docs/examples/honest-waiting'
 
 type Test = tap.Test
 
@@ -230,8 +231,8 @@ for (const store of STORES) {
       return res.json().account
     }
     t.same((await app.inject('/accounts')).json(), [
-      { id: 'acct-1', held: 0, waiting: 0 },
-      { id: 'acct-2', held: 0, waiting: 0 }
+      { id: 'acct-1', held: 0, waiting: 0, oldestWaitMs: 0 },
+      { id: 'acct-2', held: 0, waiting: 0, oldestWaitMs: 0 }
     ])
     t.equal(await post(), 'acct-1', 'both idle: the first')
 
@@ -246,13 +247,50 @@ for (const store of STORES) {
     others.push(...await Promise.all([1, 2].map(() => app.slots.acquire('account', 'acct-2', 4))))
     const queued = post()
     await eventually(async () => (await app.inject('/accounts')).json()[0].waiting === 1)
-    t.same((await app.inject('/accounts')).json(), [
-      { id: 'acct-1', held: 2, waiting: 1 },
-      { id: 'acct-2', held: 4, waiting: 0 }
+    t.match((await app.inject('/accounts')).json(), [
+      { id: 'acct-1', held: 2, waiting: 1, oldestWaitMs: Number },
+      { id: 'acct-2', held: 4, waiting: 0, oldestWaitMs: 0 }
     ])
     await first.release()
     t.equal(await queued, 'acct-1')
     await Promise.all([second, ...others].map(slot => slot.release()))
+    await finish()
+  })
+
+  t.test(`honest-waiting.ts: a waiting stream is told its place, a hopeless wait is refused at once with Retry-After (${store})`, async t => {
+    const { redisUrl, prefix } = await storeFor(t, store, 'honest')
+    const honest = await honestWaiting.buildApp({ ...(redisUrl === undefined ? {} : { redis: client(t, redisUrl), prefix }), maxWaitMs: 1000 }, 50)
+    const finish = closing(t, honest, redisUrl === undefined ? undefined : { url: redisUrl, prefix })
+    const queued: Array<number | null> = []
+    honest.slots.on('queued', ({ position }) => queued.push(position))
+    const post = (payload: object): Promise<LightMyRequestResponse> => honest.inject({ method: 'POST', url: '/v1/chat/completions', payload })
+    const waiting = async (): Promise<number> => (await honest.inject('/accounts')).json()[0].waiting
+
+    // Holds of ~450 ms seen (the third request waited for one): a place takes ~225 ms with 2 slots.
+    t.same((await Promise.all([1, 2, 3].map(() => post({ upstreamMs: 450 })))).map(r => r.statusCode), [200, 200, 200])
+    t.same(queued, [1])
+
+    const holding = [post({ upstreamMs: 500 }), post({ upstreamMs: 500 })]
+    await eventually(async () => (await honest.inject('/accounts')).json()[0].held === honestWaiting.ACCOUNT_LIMIT)
+    const streamed = post({ stream: true, upstreamMs: 0 })
+    const behind: Array<Promise<LightMyRequestResponse>> = []
+    await eventually(async () => await waiting() === 1)
+    for (let place = 2; place <= 4; place++) {
+      behind.push(post({ upstreamMs: 0 }))
+      await eventually(async () => await waiting() === place)
+    }
+    t.match((await honest.inject('/accounts')).json(), [{ id: 'acct-1', held: 2, waiting: 4, oldestWaitMs: Number }])
+    // Place 4 was expected in ~900 ms and queued; place 5, ~1.1 s, is more than the 1 s it may wait.
+    const refused = await post({})
+    t.equal(refused.statusCode, 429)
+    t.equal(refused.headers['retry-after'], '2', 'when place 5 is expected to come up')
+    t.match(refused.json(), { error: { type: 'rate_limit_error', code: 'rate_limit_exceeded', message: /expected for place 5 in line/ } })
+    t.same(queued, [1, 1, 2, 3, 4], 'the refused request never queued')
+
+    const stream = await streamed
+    t.match(stream.body, /^: waiting 0 s, place 1 in line, about 1 s expected\n\n/, 'the stream is told its place')
+    t.match(stream.body, /data: \[DONE\]\n\n$/)
+    t.same((await Promise.all([...holding, ...behind])).map(r => r.statusCode), [200, 200, 200, 200, 200])
     await finish()
   })
 

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis'
 import { client, keysLeft, keysUnder, redisUrl, startPrivateRedis, uniquePrefix } from './helpers/redis'
 import { sleep } from './helpers/app'
 import { RedisStore } from '../lib/stores/redis-store'
-import { AcquireOutcome, memberName, ReleaseOutcome, type TryAcquireArgs } from '../lib/stores/store'
+import { AcquireOutcome, memberName, outcomeOf, ReleaseOutcome, type TryAcquireAnswer, type TryAcquireArgs } from '../lib/stores/store'
 import { m, seedLapsedRedisTickets } from './helpers/store-contract'
 
 type Test = tap.Test
@@ -15,7 +15,8 @@ type Test = tap.Test
 const { Acquired, AcquiredWithRoom, Full, QueueFull } = AcquireOutcome
 
 /** Both acquired outcomes as one (the contract suite tests which one). */
-function acquired (outcome: AcquireOutcome): AcquireOutcome {
+function acquired (answer: TryAcquireAnswer): AcquireOutcome {
+  const outcome = outcomeOf(answer)
   return outcome === AcquiredWithRoom ? Acquired : outcome
 }
 
@@ -68,7 +69,7 @@ t.test('keys are <prefix>:{<tag>}:holders, :tickets and :queue, and nothing else
   t.same(await redis.keys('*'), [], 'the private server starts empty')
   t.equal(acquired(await store.tryAcquire(args(tag, 'h'))), Acquired)
   t.same(await redis.keys('*'), ['slots-test:{user:42}:holders'], 'a holder writes only the holders key')
-  t.equal(await store.tryAcquire(args(tag, 'w')), Full)
+  t.same(await store.tryAcquire(args(tag, 'w')), { outcome: Full, ahead: 0 })
   const all = ['slots-test:{user:42}:holders', 'slots-test:{user:42}:queue', 'slots-test:{user:42}:tickets']
   t.same((await redis.keys('*')).sort(), all, 'a waiter writes its ticket and its place in the queue')
   for (const key of all) t.equal(await redis.type(key), 'zset')
@@ -100,7 +101,7 @@ t.test('holder scores are Redis TIME + leaseMs, never the client clock', async t
     before = await redisNow(redis)
     t.equal(acquired(await store.tryAcquire(args(tag, 'a', { max: 2, leaseMs: 5000 }))), Acquired)
     t.equal(acquired(await store.tryAcquire(args(tag, 'b', { max: 2, leaseMs: 60_000 }))), Acquired)
-    t.equal(await store.tryAcquire(args(tag, 'w', { max: 2, ticketTtlMs: 7000 })), Full)
+    t.same(await store.tryAcquire(args(tag, 'w', { max: 2, ticketTtlMs: 7000 })), { outcome: Full, ahead: 0 })
     after = await redisNow(redis)
   } finally {
     Date.now = realNow
@@ -169,8 +170,8 @@ t.test('the holders key lives as long as its longest lease, and goes when empty'
   await coversAll(holders3, 're-acquired with a longer lease')
 
   // Full tickets: the waiters key covers the longest ticket.
-  t.equal(await store.tryAcquire(args(tag3, 'w1', { ticketTtlMs: 3000 })), Full)
-  t.equal(await store.tryAcquire(args(tag3, 'w2', { ticketTtlMs: 300 })), Full)
+  t.same(await store.tryAcquire(args(tag3, 'w1', { ticketTtlMs: 3000 })), { outcome: Full, ahead: 0 })
+  t.same(await store.tryAcquire(args(tag3, 'w2', { ticketTtlMs: 300 })), { outcome: Full, ahead: 1 })
   await coversAll(store.key(tag3, 'tickets'), 'tickets')
 
   // Once empty, the keys are gone: by release...
@@ -186,7 +187,7 @@ t.test('the holders key lives as long as its longest lease, and goes when empty'
   // need, so a busy key is re-armed once per period, not on every call).
   const tag4 = 'user:expires'
   t.equal(acquired(await store.tryAcquire(args(tag4, 'a', { leaseMs: 150 }))), Acquired)
-  t.equal(await store.tryAcquire(args(tag4, 'w', { ticketTtlMs: 150 })), Full)
+  t.same(await store.tryAcquire(args(tag4, 'w', { ticketTtlMs: 150 })), { outcome: Full, ahead: 0 })
   t.ok(await redis.pttl(store.key(tag4, 'holders')) <= 300, 'the holders key lives at most twice the lease')
   t.ok(await redis.pttl(store.key(tag4, 'tickets')) <= 300, 'the waiters key at most twice the ticket ttl')
   await sleep(400)
@@ -207,8 +208,8 @@ t.test('the scripts reply with integers', async t => {
     await store.tryAcquire(args(tag, 'w', { maxWaiters: 1 })),
     await store.tryAcquire(args(tag, 'x', { maxWaiters: 1 }))
   ]
-  t.same(outcomes, [1, 0, -1])
-  for (const o of outcomes) t.equal(typeof o, 'number')
+  t.same(outcomes, [1, { outcome: 0, ahead: 0 }, -1], 'a ticket comes with its place in line')
+  for (const o of outcomes) t.equal(typeof (typeof o === 'object' ? o.ahead : o), 'number')
 
   // The raw script replies, before the store's own conversion: one batch of five operations.
   const raw = redis as unknown as { fastifySlotsBatch: (...a: unknown[]) => Promise<unknown> }
@@ -220,8 +221,8 @@ t.test('the scripts reply with integers', async t => {
     'a', x, 1, 10_000, 1, 10_000, 0, 0,
     'h', h, 10_000,
     'h', 'nobody', 10_000) as unknown[]
-  t.same(replies, [1, 0, -1, 1, 0])
-  for (const r of replies) t.equal(typeof r, 'number', `raw reply ${String(r)} is a number`)
+  t.same(replies, [1, [0, 0], -1, 1, 0], 'a ticket is answered with its place: { 0, tickets ahead }')
+  for (const r of replies.flat()) t.equal(typeof r, 'number', `raw reply ${String(r)} is a number`)
   const released = await raw.fastifySlotsBatch(3, ...keys, `${prefix}:grants:`, 1, 'r', h, 10_000, 1) as unknown[]
   t.same(released, [[1, w]], "a release answers { live, the releasing instance's grantees } (h and w are both instance 't')")
   t.equal(typeof (released[0] as unknown[])[0], 'number')
@@ -266,7 +267,7 @@ t.test('the scripts are reloaded when Redis forgot them (SCRIPT FLUSH, as after 
   t.same(await store.renew([ref(tag, 'a', 2), ref(tag, 'b', 2)], 10_000), [true, false], 'renew (a pipeline) reloads')
   await redis.script('FLUSH')
   t.equal(acquired(await store.tryAcquire(args(tag, 'b', { max: 2 }))), Acquired, 'tryAcquire reloads')
-  t.equal(await store.tryAcquire(args(tag, 'c', { max: 2 })), Full)
+  t.same(await store.tryAcquire(args(tag, 'c', { max: 2 })), { outcome: Full, ahead: 0 })
 })
 
 t.test('works on clients with default options (RESP3) and on RESP2', async t => {
@@ -286,12 +287,12 @@ t.test('works on clients with default options (RESP3) and on RESP2', async t => 
       const store = new RedisStore({ client: redis, prefix })
       const tag = 'user:1'
       t.equal(acquired(await store.tryAcquire(args(tag, 'a', { maxWaiters: 1 }))), Acquired)
-      t.equal(await store.tryAcquire(args(tag, 'b', { maxWaiters: 1 })), Full)
+      t.same(await store.tryAcquire(args(tag, 'b', { maxWaiters: 1 })), { outcome: Full, ahead: 0 })
       t.equal(await store.tryAcquire(args(tag, 'c', { maxWaiters: 1 })), QueueFull)
       t.same(await store.renew([ref(tag, 'a'), ref(tag, 'b')], 10_000), [true, false])
       await store.release(ref(tag, 'a'))
       t.equal(acquired(await store.tryAcquire(args(tag, 'b', { maxWaiters: 1 }))), Acquired, 'b takes the released slot')
-      t.equal(await store.tryAcquire(args(tag, 'c', { maxWaiters: 1 })), Full, "b's ticket left with it")
+      t.same(await store.tryAcquire(args(tag, 'c', { maxWaiters: 1 })), { outcome: Full, ahead: 0 }, "b's ticket left with it")
       await store.release(ref(tag, 'b'))
       await store.abandon(ref(tag, 'c'))
       t.same(await keysLeft(redis, prefix), [])
@@ -335,8 +336,8 @@ t.test('refreshTickets of a lapsed ticket answers false and takes it out of the 
   const tag = 'user:1'
   const queue = store.key(tag, 'queue')
   t.equal(acquired(await store.tryAcquire(args(tag, 'h'))), Acquired)
-  t.equal(await store.tryAcquire(args(tag, 'w1', { ticketTtlMs: 100 })), Full)
-  t.equal(await store.tryAcquire(args(tag, 'w2')), Full)
+  t.same(await store.tryAcquire(args(tag, 'w1', { ticketTtlMs: 100 })), { outcome: Full, ahead: 0 })
+  t.same(await store.tryAcquire(args(tag, 'w2')), { outcome: Full, ahead: 1 })
   t.same(await redis.zrange(queue, 0, '-1'), [m('w1'), m('w2')], 'both are queued, in arrival order')
   await sleep(200)
   t.same(await store.refreshTickets([ref(tag, 'w1'), ref(tag, 'w2')], 10_000), [false, true])
@@ -361,7 +362,7 @@ t.test('a grant to another instance is published on its channel as member, newli
 
   const waiter = memberName('b', 1, 1, 3000)
   t.equal(acquired(await store.tryAcquire(args(tag, 'a:h'))), Acquired)
-  t.equal(await store.tryAcquire({ ...args(tag, 'unused'), member: waiter }), Full)
+  t.same(await store.tryAcquire({ ...args(tag, 'unused'), member: waiter }), { outcome: Full, ahead: 0 })
   t.equal(await store.release({ ...ref(tag, 'a:h'), leaseMs: 10_000 }), ReleaseOutcome.Released)
   const started = Date.now()
   while (messages.length === 0 && Date.now() - started < 2000) await sleep(5)
@@ -378,7 +379,7 @@ t.test('grant passes purge lapsed tickets a bounded chunk at a time: 20,000 of t
   const queue = store.key(tag, 'queue')
   t.equal(acquired(await store.tryAcquire(args(tag, 'h'))), Acquired)
   await seedLapsedRedisTickets(redis, store, tag, Array.from({ length: 20_000 }, (_, i) => m(`lapsed${i}`)))
-  t.equal(await store.tryAcquire(args(tag, 'w', { maxWaiters: 1 })), Full, 'the live ticket queues behind them')
+  t.same(await store.tryAcquire(args(tag, 'w', { maxWaiters: 1 })), { outcome: Full, ahead: 0 }, 'the live ticket queues behind them, first of the live ones')
   t.equal(await redis.zcard(queue), 20_001)
 
   t.equal(await store.release(ref(tag, 'h')), ReleaseOutcome.Released, 'a release (one grant pass) does not fail')

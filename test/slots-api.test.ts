@@ -14,12 +14,17 @@ for (const store of ['memory', 'redis'] as const) {
     const a2 = await app.slots.acquire('account', 'a', 2)
     const waiting = app.slots.acquire('account', 'a', 2)
     await app.slots.acquire('account', 'b', 4)
+    const waitStarted = Date.now()
     await sleep(30)
-    t.same(await app.slots.usage('account', ['a', 'b', 'c']), [
+    const usage = await app.slots.usage('account', ['a', 'b', 'c'])
+    const waited = Date.now() - waitStarted
+    t.same(usage.map(({ oldestWaitMs, ...rest }) => rest), [
       { id: 'a', held: 2, waiting: 1 },
       { id: 'b', held: 1, waiting: 0 },
       { id: 'c', held: 0, waiting: 0 }
     ])
+    t.ok(usage[0].oldestWaitMs! >= 25 && usage[0].oldestWaitMs! <= waited + 5, `a's waiter has waited about 30 ms (${String(usage[0].oldestWaitMs)} of ${waited})`)
+    t.same(usage.slice(1).map(u => u.oldestWaitMs), [0, 0], 'nobody waits for b or c')
     const candidates = [{ id: 'a', max: 2, name: 'first' }, { id: 'b', max: 4, name: 'second' }, { id: 'c', max: 1, name: 'third' }]
     const best = await app.slots.leastLoaded('account', candidates)
     t.equal(best?.name, 'third', 'c is empty: load 0 beats b at 25 % and a at 150 %')
@@ -28,7 +33,7 @@ for (const store of ['memory', 'redis'] as const) {
     await a1.release()
     await a2.release()
     await (await waiting).release()
-    t.same(await app.slots.usage('account', ['a']), [{ id: 'a', held: 0, waiting: 0 }])
+    t.same(await app.slots.usage('account', ['a']), [{ id: 'a', held: 0, waiting: 0, oldestWaitMs: 0 }])
     await t.rejects(app.slots.usage('account', ['bad\nid']), { code: 'SLOT_INVALID_ARGUMENT' })
     await t.rejects(app.slots.leastLoaded('account', [{ id: 'a', max: -1 }]), { code: 'SLOT_INVALID_ARGUMENT' })
   })
@@ -92,7 +97,7 @@ t.test('a slot whose lease lapsed while the process stalled is reported lost and
   t.same(lost, ['user:stalled'])
   t.equal(app.slots.stats().lost, 1)
   await slot.release()
-  t.same(await store.usage(['user:stalled']), [{ held: 1, waiting: 0 }], 'releasing the lost slot did not free the new holder')
+  t.same(await store.usage(['user:stalled']), [{ held: 1, waiting: 0, oldestWaitMs: 0 }], 'releasing the lost slot did not free the new holder')
   await other.release()
 })
 

@@ -5,18 +5,24 @@
 import { ChurnMap } from '../churn-map'
 import {
   AcquireOutcome, parseMember, ReleaseOutcome, type GrantListener, type GrantSubscription, type MemberRef,
-  type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireArgs
+  type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireAnswer, type TryAcquireArgs
 } from './store'
 
+/** A holder's or a ticket's lease: when it ends, and when it was first taken (ms since epoch). */
+interface Entry {
+  expiry: number
+  since: number
+}
+
 /**
- * member → expiry (ms since epoch). Maps keep insertion order: the tickets' arrival order. A
- * busy subject's entries come and go with every operation (see ChurnMap).
+ * member → entry. Maps keep insertion order: the tickets' arrival order. A busy subject's
+ * entries come and go with every operation (see ChurnMap).
  */
-type Expiries = ChurnMap<string, number>
+type Entries = ChurnMap<string, Entry>
 
 interface SubjectState {
-  holders: Expiries
-  tickets: Expiries
+  holders: Entries
+  tickets: Entries
 }
 
 export interface MemoryStoreOptions {
@@ -24,9 +30,9 @@ export interface MemoryStoreOptions {
   now?: () => number
 }
 
-function purge (entries: Expiries, now: number): void {
-  for (const [member, expiry] of entries) {
-    if (expiry <= now) entries.delete(member)
+function purge (entries: Entries, now: number): void {
+  for (const [member, entry] of entries) {
+    if (entry.expiry <= now) entries.delete(member)
   }
 }
 
@@ -40,7 +46,7 @@ export class MemoryStore implements SlotStore {
     this.now = options.now ?? Date.now
   }
 
-  async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs, fair = false, ahead = 0 }: TryAcquireArgs): Promise<AcquireOutcome> {
+  async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs, fair = false, ahead = 0 }: TryAcquireArgs): Promise<TryAcquireAnswer> {
     const now = this.now()
     const state = this.state(tag, now)
     try {
@@ -49,12 +55,14 @@ export class MemoryStore implements SlotStore {
       const held = state.holders.size
       if (held + before < max) {
         const holding = state.holders.has(member)
-        state.holders.set(member, now + leaseMs)
+        if (!holding) state.holders.set(member, { expiry: now + leaseMs, since: now })
+        else this.keepHolding(state, member, now, leaseMs)
         return (holding ? held : held + 1) + before < max ? AcquireOutcome.AcquiredWithRoom : AcquireOutcome.Acquired
       }
       if (this.keepHolding(state, member, now, leaseMs)) return AcquireOutcome.Acquired
       if (ticketTtlMs <= 0) return AcquireOutcome.Full
-      return this.queueTicket(state, member, now, maxWaiters, ticketTtlMs)
+      const place = this.queueTicket(state, member, now, maxWaiters, ticketTtlMs)
+      return place < 0 ? AcquireOutcome.QueueFull : { outcome: AcquireOutcome.Full, ahead: place }
     } finally {
       this.forgetIfEmpty(tag, state)
     }
@@ -65,7 +73,7 @@ export class MemoryStore implements SlotStore {
     const state = this.state(tag, now)
     try {
       if (this.keepHolding(state, member, now, leaseMs)) return AcquireOutcome.Acquired
-      if (ticketTtlMs > 0 && this.queueTicket(state, member, now, maxWaiters, ticketTtlMs) === AcquireOutcome.QueueFull) return AcquireOutcome.QueueFull
+      if (ticketTtlMs > 0 && this.queueTicket(state, member, now, maxWaiters, ticketTtlMs) < 0) return AcquireOutcome.QueueFull
       const granted = this.grantWaiting(state, now, parseMember(member).instance, leaseMs)
       this.announce(tag, granted)
       return granted.some(([waiter]) => waiter === member) ? AcquireOutcome.Acquired : AcquireOutcome.Full
@@ -102,11 +110,12 @@ export class MemoryStore implements SlotStore {
     const now = this.now()
     return tags.map(tag => {
       const state = this.subjects.get(tag)
-      if (state === undefined) return { held: 0, waiting: 0 }
+      if (state === undefined) return { held: 0, waiting: 0, oldestWaitMs: 0 }
       purge(state.holders, now)
       purge(state.tickets, now)
       this.forgetIfEmpty(tag, state)
-      return { held: state.holders.size, waiting: state.tickets.size }
+      const oldest = state.tickets.values().next()
+      return { held: state.holders.size, waiting: state.tickets.size, oldestWaitMs: oldest.done === true ? 0 : now - oldest.value.since }
     })
   }
 
@@ -123,16 +132,30 @@ export class MemoryStore implements SlotStore {
   }
 
   private keepHolding (state: SubjectState, member: string, now: number, leaseMs: number): boolean {
-    if (!state.holders.has(member)) return false
-    state.holders.set(member, now + leaseMs)
+    const entry = state.holders.get(member)
+    if (entry === undefined) return false
+    entry.expiry = now + leaseMs
     return true
   }
 
-  /** Refreshes the member's ticket, or queues it at the back unless maxWaiters others wait. */
-  private queueTicket (state: SubjectState, member: string, now: number, maxWaiters: number, ticketTtlMs: number): AcquireOutcome {
-    if (!state.tickets.has(member) && state.tickets.size >= maxWaiters) return AcquireOutcome.QueueFull
-    state.tickets.set(member, now + ticketTtlMs)
-    return AcquireOutcome.Full
+  /**
+   * Refreshes the member's ticket, or queues it at the back unless maxWaiters others wait.
+   * Answers the tickets ahead of it, or -1 when the queue is full.
+   */
+  private queueTicket (state: SubjectState, member: string, now: number, maxWaiters: number, ticketTtlMs: number): number {
+    const ticket = state.tickets.get(member)
+    if (ticket === undefined) {
+      if (state.tickets.size >= maxWaiters) return -1
+      state.tickets.set(member, { expiry: now + ticketTtlMs, since: now })
+      return state.tickets.size - 1
+    }
+    ticket.expiry = now + ticketTtlMs
+    let ahead = 0
+    for (const waiter of state.tickets.keys()) {
+      if (waiter === member) break
+      ahead++
+    }
+    return ahead
   }
 
   /** A release, or (`leaveQueue`) an abandon: the ticket goes with the slot, in one step. */
@@ -141,7 +164,7 @@ export class MemoryStore implements SlotStore {
     if (state === undefined) return ReleaseOutcome.Gone
     const now = this.now()
     if (leaveQueue) state.tickets.delete(member)
-    const expiry = state.holders.get(member)
+    const expiry = state.holders.get(member)?.expiry
     state.holders.delete(member)
     if (state.tickets.size > 0) this.announce(tag, this.grantWaiting(state, now, parseMember(member).instance, leaseMs, member))
     this.forgetIfEmpty(tag, state)
@@ -164,7 +187,7 @@ export class MemoryStore implements SlotStore {
       if (max > 0 && waiter !== leaving && !state.holders.has(waiter)) {
         if (state.holders.size >= max) break
         const claimed = owner !== instance || leaseMs <= 0
-        state.holders.set(waiter, now + (claimed ? claimMs : leaseMs))
+        state.holders.set(waiter, { expiry: now + (claimed ? claimMs : leaseMs), since: now })
         granted.push([waiter, claimed])
       }
       state.tickets.delete(waiter)
@@ -181,14 +204,14 @@ export class MemoryStore implements SlotStore {
     const now = this.now()
     return refs.map(({ tag, member }) => {
       const state = this.subjects.get(tag)
-      const expiry = state?.[structure].get(member)
-      if (state === undefined || expiry === undefined) return false
-      if (expiry <= now) {
+      const entry = state?.[structure].get(member)
+      if (state === undefined || entry === undefined) return false
+      if (entry.expiry <= now) {
         state[structure].delete(member)
         this.forgetIfEmpty(tag, state)
         return false
       }
-      state[structure].set(member, now + ttlMs)
+      entry.expiry = now + ttlMs
       return true
     })
   }

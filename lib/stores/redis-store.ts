@@ -6,7 +6,10 @@
  * travel together in one call of that script. Works with a single Redis or an ioredis
  * Cluster: a script touches only the keys it is given, all under one subject's hash tag.
  */
-import { parseMember, type AcquireOutcome, type GrantListener, type GrantSubscription, type MemberRef, type ReleaseArgs, type ReleaseOutcome, type SlotStore, type SubjectLoad, type TryAcquireArgs } from './store'
+import {
+  AcquireOutcome, parseMember, type GrantListener, type GrantSubscription, type MemberRef, type ReleaseArgs, type ReleaseOutcome,
+  type SlotStore, type SubjectLoad, type TryAcquireAnswer, type TryAcquireArgs
+} from './store'
 import { GrantSubscriber, type SubscriberLike } from './grant-subscriber'
 import { ScriptBatcher, type SubjectKeys } from './script-batcher'
 import { BatchCaller, type RedisClientLike } from './batch-caller'
@@ -59,8 +62,11 @@ export class RedisStore implements SlotStore {
     return `${this.prefix}:grants:`
   }
 
-  async tryAcquire (args: TryAcquireArgs): Promise<AcquireOutcome> {
-    return Number(await this.run('tryAcquire', args.tag, attemptArgs(args))) as AcquireOutcome
+  async tryAcquire (args: TryAcquireArgs): Promise<TryAcquireAnswer> {
+    const reply = await this.run('tryAcquire', args.tag, attemptArgs(args))
+    // A ticket comes with its place in line: { 0, ahead }.
+    if (Array.isArray(reply)) return { outcome: AcquireOutcome.Full, ahead: Number(reply[1]) }
+    return Number(reply) as AcquireOutcome
   }
 
   async poll (args: TryAcquireArgs): Promise<AcquireOutcome> {
@@ -89,8 +95,10 @@ export class RedisStore implements SlotStore {
 
   async usage (tags: readonly string[]): Promise<SubjectLoad[]> {
     return await Promise.all(tags.map(async tag => {
-      const [held, waiting] = await this.run('countLive', tag, {}) as [number, number]
-      return { held: Number(held), waiting: Number(waiting) }
+      const [held, waiting, oldest] = await this.run('countLive', tag, {}) as [number, number, number]
+      const oldestWaitMs = Number(oldest)
+      // -1: lapsed tickets at the queue's head hid the oldest live one from a bounded read.
+      return oldestWaitMs < 0 ? { held: Number(held), waiting: Number(waiting) } : { held: Number(held), waiting: Number(waiting), oldestWaitMs }
     }))
   }
 

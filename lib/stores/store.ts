@@ -27,6 +27,24 @@ export function isAcquired (outcome: AcquireOutcome): boolean {
 }
 
 /**
+ * A first try that queued, with where it stands: `ahead` live tickets wait before it (its
+ * position in line is ahead + 1). A store may answer a plain `Full` instead; the plugin then
+ * knows nothing of the queue (no position in the `queued` event, no fail-fast).
+ */
+export interface QueuedAnswer {
+  outcome: typeof AcquireOutcome.Full
+  ahead: number
+}
+
+/** What {@link SlotStore.tryAcquire} answers. */
+export type TryAcquireAnswer = AcquireOutcome | QueuedAnswer
+
+/** The outcome of a try, whatever form the store answered it in. */
+export function outcomeOf (answer: TryAcquireAnswer): AcquireOutcome {
+  return typeof answer === 'number' ? answer : answer.outcome
+}
+
+/**
  * Outcome of {@link SlotStore.release}: 1 the slot was there (live, when the caller asked for
  * the check) and is given back; 0 its entry was there but its lease had lapsed (it may have
  * been someone else's since: lost), answered only to a release with `mayHaveLapsed`; -1 no
@@ -76,6 +94,8 @@ export interface ReleaseArgs extends MemberRef {
 export interface SubjectLoad {
   held: number
   waiting: number
+  /** How long the oldest live waiter has waited, in ms (0 when nobody waits). Optional for a store. */
+  oldestWaitMs?: number
 }
 
 /** The parts of a member name. */
@@ -120,9 +140,10 @@ export interface GrantSubscription {
 export interface SlotStore {
   /**
    * A member's first try: takes a slot when `holders + ahead < max` (fair: every live ticket
-   * is ahead), else takes a ticket. Run twice, it finds its own slot or ticket.
+   * is ahead), else takes a ticket. Run twice, it finds its own slot or ticket. A ticket taken
+   * (or found) may be answered with the live tickets ahead of it ({@link QueuedAnswer}).
    */
-  tryAcquire (args: TryAcquireArgs): Promise<AcquireOutcome>
+  tryAcquire (args: TryAcquireArgs): Promise<TryAcquireAnswer>
   /**
    * A waiting member's retry: first hands free capacity to the oldest tickets (wherever they
    * are; grants to this instance's other members are reported to its grant listener), then

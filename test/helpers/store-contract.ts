@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import { eventually, sleep } from './app'
 import {
-  AcquireOutcome, isAcquired, memberName, ReleaseOutcome, type MemberRef, type SlotStore, type TryAcquireArgs
+  AcquireOutcome, isAcquired, memberName, outcomeOf, ReleaseOutcome, type MemberRef, type SlotStore, type TryAcquireArgs
 } from '../../lib/stores/store'
 import type { RedisStore } from '../../lib/stores/redis-store'
 
@@ -93,8 +93,25 @@ async function isFull (store: SlotStore, tag: string, max: number): Promise<bool
 
 /** Live holders and tickets of one subject (every shipped store has usage). */
 async function load (store: SlotStore, tag: string): Promise<{ held: number, waiting: number }> {
-  const [usage] = await store.usage!([tag])
-  return usage
+  const [{ held, waiting }] = await store.usage!([tag])
+  return { held, waiting }
+}
+
+/** A store whose tryAcquire answers the bare outcome. */
+type OutcomeStore = Omit<SlotStore, 'tryAcquire'> & { tryAcquire: (args: TryAcquireArgs) => Promise<AcquireOutcome> }
+
+/**
+ * The store as the cases see it: tryAcquire's answer as its bare outcome (a ticket's place in
+ * line, which a store may add, is checked by its own case on the store itself).
+ */
+function outcomesOnly (store: SlotStore): OutcomeStore {
+  return new Proxy(store, {
+    get (target, property) {
+      if (property === 'tryAcquire') return async (a: TryAcquireArgs) => outcomeOf(await target.tryAcquire(a))
+      const value = Reflect.get(target, property)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  }) as unknown as OutcomeStore
 }
 
 /**
@@ -126,7 +143,12 @@ export async function seedLapsedRedisTickets (redis: RedisLike, store: RedisStor
   }
 }
 
-export function contract (t: Test, factory: Factory): void {
+export function contract (t: Test, backend: Factory): void {
+  const factory = async (t: Test): Promise<Omit<Backend, 'store' | 'peer'> & { store: OutcomeStore, raw: SlotStore, peer: () => OutcomeStore }> => {
+    const b = await backend(t)
+    return { ...b, raw: b.store, store: outcomesOnly(b.store), peer: () => outcomesOnly(b.peer()) }
+  }
+
   t.test('acquires up to max, then answers Full', async t => {
     const { store } = await factory(t)
     const tag = newTag()
@@ -305,6 +327,20 @@ export function contract (t: Test, factory: Factory): void {
     t.same(await store.renew([], 5000), [], 'no holds, no answers')
   })
 
+  t.test('a ticket is answered with the live tickets ahead of it; a resent try keeps its place', async t => {
+    const { raw } = await factory(t)
+    const tag = newTag()
+    t.ok(isAcquired(outcomeOf(await raw.tryAcquire(args(tag, 'h')))))
+    t.same(await raw.tryAcquire(args(tag, 'w1')), { outcome: Full, ahead: 0 }, 'first in line')
+    t.same(await raw.tryAcquire(args(tag, 'w2', { ticketTtlMs: 150 })), { outcome: Full, ahead: 1 })
+    t.same(await raw.tryAcquire(args(tag, 'w3')), { outcome: Full, ahead: 2 })
+    t.same(await raw.tryAcquire(args(tag, 'w2', { ticketTtlMs: 150 })), { outcome: Full, ahead: 1 }, 'resent: the same place')
+    await sleep(250)
+    t.same(await raw.tryAcquire(args(tag, 'w4')), { outcome: Full, ahead: 2 }, "w2's lapsed ticket is not counted")
+    t.equal(await raw.tryAcquire(args(tag, 'x', { ticketTtlMs: 0 })), Full, 'without a ticket: a bare Full')
+    t.equal(await raw.tryAcquire(args(tag, 'y', { maxWaiters: 3 })), QueueFull)
+  })
+
   t.test('the wait queue is bounded by maxWaiters', async t => {
     const { store } = await factory(t)
     const tag = newTag()
@@ -446,9 +482,9 @@ export function contract (t: Test, factory: Factory): void {
     const backend = await factory(t)
     const [s1, s2] = [backend.store, backend.peer()]
     const tag = newTag()
-    const fair = (store: SlotStore, name: string, leaseMs = 10_000): Promise<AcquireOutcome> =>
+    const fair = (store: OutcomeStore, name: string, leaseMs = 10_000): Promise<AcquireOutcome> =>
       store.tryAcquire(args(tag, name, { max: 2, fair: true, leaseMs }))
-    const poll = (store: SlotStore, name: string): Promise<AcquireOutcome> => store.poll(args(tag, name, { max: 2, fair: true }))
+    const poll = (store: OutcomeStore, name: string): Promise<AcquireOutcome> => store.poll(args(tag, name, { max: 2, fair: true }))
     t.equal(held(await fair(s1, 'h1', 150)), Acquired)
     t.equal(held(await fair(s2, 'h2')), Acquired)
     t.equal(await fair(s1, 'w1'), Full)
@@ -683,7 +719,7 @@ export function contract (t: Test, factory: Factory): void {
     await backend.seedLapsedTickets(tag, Array.from({ length: 20_000 }, (_, i) => m(`lapsed${i}`)))
     t.equal(await store.tryAcquire(args(tag, 'w', { maxWaiters: 1 })), Full, 'the lapsed tickets do not count against maxWaiters')
     t.equal(await store.tryAcquire(args(tag, 'f', { fair: true, ticketTtlMs: 0 })), Full, 'a fair try counts only live tickets (no error)')
-    t.same(await store.usage?.([tag]) ?? [{ held: 1, waiting: 1 }], [{ held: 1, waiting: 1 }], 'usage counts only the live ticket')
+    t.same(await load(store as SlotStore, tag), { held: 1, waiting: 1 }, 'usage counts only the live ticket')
     t.same(await store.refreshTickets([ref(tag, 'w'), ref(tag, 'lapsed7')], 10_000), [true, false])
     await store.abandon(ref(tag, 'lapsed8'))
 

@@ -24,8 +24,9 @@
  *      usage() is 0 held / 0 waiting for every subject;
  *  (c) every call settles by maxWaitMs + margin (margin = 2 * storeTimeoutMs + 500), and a
  *      call whose client went away or whose signal aborted settles within margin of that;
- *  (d) only SlotErrors with codes SLOT_WAIT_TIMEOUT, SLOT_QUEUE_FULL, SLOT_WAIT_ABORTED and
- *      SLOT_STORE_UNAVAILABLE (HTTP 200, 429 or 503), no unhandled error.
+ *  (d) only SlotErrors with codes SLOT_WAIT_TIMEOUT, SLOT_QUEUE_FULL, SLOT_WAIT_TOO_LONG (a
+ *      fifth of the calls use failFast), SLOT_WAIT_ABORTED and SLOT_STORE_UNAVAILABLE (HTTP
+ *      200, 429 or 503), no unhandled error.
  *
  * `runModel` never throws for a violation: it returns them, each naming the seed.
  */
@@ -310,12 +311,13 @@ async function model (o: ModelOptions, report: (r: Report) => void, count: (key:
       const abortAfter = abortPick < 0.15 ? 0 : abortPick < 0.3 ? 1 : abortPick < 0.45 ? between(2, 6) : abortPick < 0.75 ? between(10, 400) : -1
       const clientAbort = between(0, 400)
       const pause = between(0, 60)
+      const ff = rng() < 0.2 ? '&ff=1' : ''
       const h = handles.find(x => x.role === roles[appIndex] && x.up) ?? handles.find(x => x.up)
       if (h === undefined) {
         await sleep(20)
         continue
       }
-      const query = `s=${tag}&max=${max}&hold=${hold}&wait=${wait}${fair}${mw}`
+      const query = `s=${tag}&max=${max}&hold=${hold}&wait=${wait}${fair}${mw}${ff}`
       const margin = marginOf(h.role)
       let kind: string
       let path: string

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { RedisStore } from '../../lib'
-import { memberName } from '../../lib/stores/store'
+import { memberName, outcomeOf } from '../../lib/stores/store'
 import { client, redisUrl, uniquePrefix } from '../helpers/redis'
 import { slotsApp } from '../helpers/app'
 
@@ -56,7 +56,8 @@ t.test('a subject with max 10000: 10,000 leases lapse under 9,000 waiters, and g
   const base = { tag, max: 10_000, leaseMs: 60_000, maxWaiters: 10_000, ticketTtlMs: 60_000 }
   const waiters = Array.from({ length: 9000 }, (_, i) => memberName('w', i, 10_000, 60_000))
   const queued = await Promise.all(waiters.map(member => store.tryAcquire({ ...base, member })))
-  t.same(queued.filter(outcome => outcome !== 0), [], 'the 9,000 waiters queue behind 10,000 holders')
+  t.same(queued.filter(answer => outcomeOf(answer) !== 0), [], 'the 9,000 waiters queue behind 10,000 holders')
+  t.same(queued.map(answer => typeof answer === 'object' ? answer.ahead : -1), waiters.map((_, i) => i), 'each in its place')
   const [nowS, nowUs] = await redis.time()
   await new Promise(resolve => setTimeout(resolve, soon - (Number(nowS) * 1000 + Math.floor(Number(nowUs) / 1000)) + 50)) // every lease lapsed
   const polled = await store.poll({ ...base, member: waiters[0] })

@@ -20,8 +20,8 @@ for (const kind of ['redis', 'memory'] as const) {
     const [holder, dead, live] = ['h', 'd', 'l'].map((name, i) => memberName(name, i, 1, 5000))
     const base = { tag, max: 1, leaseMs: 5000, maxWaiters: 10 }
     t.equal(await store.tryAcquire({ ...base, member: holder, ticketTtlMs: 5000 }), 1)
-    t.equal(await store.tryAcquire({ ...base, member: dead, ticketTtlMs: 100 }), 0, 'the dead waiter queues first')
-    t.equal(await store.tryAcquire({ ...base, member: live, ticketTtlMs: 5000 }), 0, 'the live one behind it')
+    t.same(await store.tryAcquire({ ...base, member: dead, ticketTtlMs: 100 }), { outcome: 0, ahead: 0 }, 'the dead waiter queues first')
+    t.same(await store.tryAcquire({ ...base, member: live, ticketTtlMs: 5000 }), { outcome: 0, ahead: 1 }, 'the live one behind it')
     await sleep(150)
     t.same(await store.refreshTickets([{ tag, member: dead }], 5000), [false], 'the dead ticket lapsed')
     if (kind === 'redis') {

@@ -125,10 +125,46 @@ expectType<fastifySlotsCjs.MemberInfo>(fastifySlotsCjs.parseMember('instance:1:3
 // fastify.slots and route config.slots.
 expectType<Promise<fastifySlotsCjs.Slot>>(app.slots.acquire('job', 1, 2, { signal: AbortSignal.timeout(10) }))
 expectError(app.slots.acquire('job', 1, 2, { stream: true }))
-expectType<Promise<Array<{ id: string, held: number, waiting: number }>>>(app.slots.usage('account', ['a', 2]))
+expectType<Promise<Array<{ id: string, held: number, waiting: number, oldestWaitMs?: number }>>>(app.slots.usage('account', ['a', 2]))
 app.slots.on('lost', e => { expectType<number>(e.heldMs) })
 app.get('/r', { config: { slots: [{ type: 'user', id: (req) => req.ip, max: 3, stream: true, protocol: 'anthropic' }] } }, async () => 'ok')
 expectError(app.get('/r2', { config: { slots: [{ type: 'user', id: 1, max: 3, protocol: 'grpc' }] } }, async () => 'ok'))
+
+// Honest waiting: failFast, a clamped Retry-After, ping frames built from the wait, the queued event.
+app.register(fastifySlots, {
+  failFast: true,
+  maxRetryAfterSeconds: 30,
+  ping: {
+    frame: (wait) => {
+      expectType<fastifySlotsCjs.WaitProgress>(wait)
+      expectType<number | null>(wait.position)
+      expectType<number>(wait.waitedMs)
+      expectType<number | null>(wait.expectedWaitMs)
+      return `: waiting, place ${String(wait.position)}\n\n`
+    }
+  }
+})
+expectError(app.register(fastifySlots, { failFast: 'yes' }))
+expectError(app.register(fastifySlots, { maxRetryAfterSeconds: '5' }))
+expectError(app.register(fastifySlots, { ping: { frame: () => 1 } }))
+expectAssignable<AcquireOptions>({ failFast: true, ping: { frame: () => ': ping\n\n' } })
+expectAssignable<fastifySlotsCjs.PingFrame>(pingFrames.comment)
+app.get('/ff', { config: { slots: [{ type: 'user', id: 1, max: 3, failFast: true }] } }, async () => 'ok')
+expectError(app.get('/ff2', { config: { slots: [{ type: 'user', id: 1, max: 3, failFast: 1 }] } }, async () => 'ok'))
+app.slots.on('queued', e => {
+  expectType<string>(e.type)
+  expectType<number | null>(e.position)
+  expectType<number | null>(e.expectedWaitMs)
+})
+expectAssignable<SlotErrorCode>('SLOT_WAIT_TOO_LONG')
+expectAssignable<fastifySlotsCjs.RejectionCode>('SLOT_WAIT_TOO_LONG')
+expectType<number>(app.slots.stats().rejected.SLOT_WAIT_TOO_LONG)
+// A store may answer a ticket with its place in line.
+const placingStore: SlotStore = { ...customStore, tryAcquire: async () => ({ outcome: AcquireOutcome.Full, ahead: 3 }) }
+app.register(fastifySlots, { store: placingStore })
+expectAssignable<fastifySlotsCjs.QueuedAnswer>({ outcome: AcquireOutcome.Full, ahead: 0 })
+expectNotAssignable<fastifySlotsCjs.TryAcquireAnswer>({ outcome: AcquireOutcome.Acquired, ahead: 1 })
+expectType<Promise<fastifySlotsCjs.TryAcquireAnswer>>(placingStore.tryAcquire({ tag: 'user:1', member: 'i:1:1:1000', max: 1, leaseMs: 1000, maxWaiters: 1, ticketTtlMs: 1000 }))
 
 // request.acquireSlot and request.slotStreamStarted.
 app.get('/', async (request) => {

@@ -7,7 +7,8 @@
  * alive with it (a wait may outlast the queue key's first TTL); a ticket found lapsed leaves
  * the queue too, so no grant goes to it.
  * `countLive(holders, tickets, queue)`: the live entries of each by Redis time, without
- * writing; what a scheduler reads to pick the least loaded subject. Returns { held, waiting }.
+ * writing; what a scheduler reads to pick the least loaded subject. Returns { held, waiting,
+ * oldest waiter's wait in ms (0: nobody waits; -1: unknown) }.
  */
 export const RENEW = `
 local function extend (key, member, ttl)
@@ -36,8 +37,21 @@ local function refreshTicket (holders, tickets, queue, member, ttl)
   return 0
 end
 
+-- The oldest live waiter's wait, in ms: the first live ticket among the queue's head (a read
+-- purges nothing, so lapsed ones may come first); -1 when GRANT_SCAN of them hide it.
+local function oldestWait (tickets, queue)
+  local head = redis.call('ZRANGE', queue, 0, GRANT_SCAN - 1, 'WITHSCORES')
+  for i = 1, #head, 2 do
+    if tonumber(redis.call('ZSCORE', tickets, head[i]) or 0) > now then
+      return math.max(0, math.floor((nowUs - tonumber(head[i + 1])) / 1000))
+    end
+  end
+  return -1
+end
+
 local function countLive (holders, tickets, queue)
   clock()
-  return { redis.call('ZCOUNT', holders, '(' .. now, '+inf'), redis.call('ZCOUNT', tickets, '(' .. now, '+inf') }
+  local waiting = redis.call('ZCOUNT', tickets, '(' .. now, '+inf')
+  return { redis.call('ZCOUNT', holders, '(' .. now, '+inf'), waiting, waiting > 0 and oldestWait(tickets, queue) or 0 }
 end
 `

@@ -64,9 +64,12 @@ local function queueTicket (tickets, queue, member, maxWaiters, ticketTtl)
 end
 
 -- A first try's ticket, one command shorter than a poll's: a ticket it already has can only be
--- a resent try's own, which NX finds (and leaves in its place in the queue).
+-- a resent try's own, which NX finds (and leaves in its place in the queue). Answers
+-- { 0, tickets ahead of it } (the live ones counted for maxWaiters are all ahead of a new
+-- ticket), or -1.
 local function firstTicket (tickets, queue, member, maxWaiters, ticketTtl)
-  if redis.call('ZCOUNT', tickets, '(' .. now, '+inf') >= maxWaiters then
+  local live = redis.call('ZCOUNT', tickets, '(' .. now, '+inf')
+  if live >= maxWaiters then
     -- Full, unless the live tickets counted include its own (a resent try).
     local ticket = redis.call('ZSCORE', tickets, member)
     if not isLive(ticket) then return refuseTicket(tickets, queue, member, ticket) end
@@ -74,18 +77,20 @@ local function firstTicket (tickets, queue, member, maxWaiters, ticketTtl)
     redis.call('ZADD', queue, nextOrder(queue), member)
     keepAlive(queue, ticketTtl)
     keepAlive(tickets, ticketTtl)
-    return 0
+    return { 0, live }
   end
   -- Its own ticket: refreshed, and queued again at the back if it had lapsed and left the queue.
   redis.call('ZADD', tickets, now + ticketTtl, member)
   redis.call('ZADD', queue, 'NX', nextOrder(queue), member)
   keepAlive(queue, ticketTtl)
   keepAlive(tickets, ticketTtl)
-  return 0
+  -- A resend is rare: its place is read, lapsed entries ahead of it included.
+  return { 0, redis.call('ZRANK', queue, member) }
 end
 
 -- Takes a slot when holders + ahead < max; in fair mode every live ticket is ahead. Answers 2
--- when room is left after it, 1 when it made the subject full, else queues (0 / -1).
+-- when room is left after it, 1 when it made the subject full, else queues ({ 0, ahead } / -1)
+-- or, without ticketTtl, answers 0.
 local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead)
   clock()
   max, lease, maxWaiters, ticketTtl = tonumber(max), tonumber(lease), tonumber(maxWaiters), tonumber(ticketTtl)
