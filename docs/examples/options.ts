@@ -18,7 +18,9 @@ export const defaults: fastifySlots.FastifySlotsOptions = {
   protocol: 'generic', // the wire format of pings, of errors in a committed stream and of JSON errors
   streamErrorFrame: protocols.generic.errorFrame, // (error, request) => the error frame
   fair: false, // true: strict first come, first served across processes
-  usageCacheMs: 0 // how long fastify.slots.usage() answers from memory
+  usageCacheMs: 0, // how long fastify.slots.usage() answers from memory
+  failFast: false, // true: 429 SLOT_WAIT_TOO_LONG at once when the expected wait outlasts maxWaitMs
+  maxRetryAfterSeconds: 60 // upper clamp of a 429's Retry-After, estimated from observed holds
 }
 
 export async function buildApp (options: fastifySlots.FastifySlotsOptions = defaults): Promise<FastifyInstance> {
