@@ -16,10 +16,10 @@ export interface SlotEventMap {
   /** A slot was taken; `waitedMs` 0-ish when it was free at once. */
   acquired: [SlotEventSubject & { waitedMs: number }]
   /**
-   * A request started waiting: its place in line (1: next; null when the store did not say)
+   * A request started waiting: its priority class, its place in line (1: next; null when the store did not say)
    * and the wait expected for it from the subject's observed holds (null before one was seen).
    */
-  queued: [SlotEventSubject & { position: number | null, expectedWaitMs: number | null }]
+  queued: [SlotEventSubject & { priority: number, position: number | null, expectedWaitMs: number | null }]
   /** acquireSlot failed: timeout, queue full, wait too long, aborted, store unavailable. */
   rejected: [SlotEventSubject & { code: RejectionCode, waitedMs: number }]
   /** A slot was given back. */

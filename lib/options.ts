@@ -4,7 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify'
 import { describe, invalidArgument, invalidOption, type SlotError } from './errors'
-import type { SlotStore } from './stores/store'
+import { STRICT_PRIORITY_STEP_MS, type SlotStore } from './stores/store'
 import type { RedisClientLike } from './stores/redis-store'
 import { protocols, type ProtocolName } from './protocols'
 
@@ -88,6 +88,13 @@ export interface FastifySlotsOptions {
   failFast?: boolean
   /** Upper clamp of a 429's Retry-After, which is estimated from observed holds. Default 60. */
   maxRetryAfterSeconds?: number
+  /**
+   * How much earlier than its arrival a request one priority class higher is queued: a
+   * waiter is passed by higher classes only when they arrive less than (class difference ×
+   * priorityStepMs) after it, which bounds how long a low class can starve. Default 86400000
+   * (a day, longer than any wait: strict classes). Use one value on every instance of a prefix.
+   */
+  priorityStepMs?: number
 }
 
 export interface AcquireOptions {
@@ -100,6 +107,8 @@ export interface AcquireOptions {
   /** This call's API: its stream's pings (unless `ping.frame` is given) and error frame, and its JSON error body. */
   protocol?: ProtocolName
   failFast?: boolean
+  /** Priority class, 0 to 1000: waiters of a higher class are served first (see priorityStepMs). Default 0. */
+  priority?: number
 }
 
 export interface ResolvedOptions {
@@ -118,6 +127,7 @@ export interface ResolvedOptions {
   usageCacheMs: number
   failFast: boolean
   maxRetryAfterSeconds: number
+  priorityStepMs: number
   /** Derived: a waiting ticket lapses unless refreshed (every third of it) by a live process. */
   ticketTtlMs: number
   /** Derived: how long a slot granted by another process is its waiter's before it confirms it. */
@@ -136,10 +146,13 @@ export interface CallSettings {
   ping: PingOptions | false
   fair: boolean
   failFast: boolean
+  priority: number
   errorFrame: StreamErrorFrame
 }
 
 const DAY_MS = 86_400_000
+/** Classes above this would put a place beyond what a double holds exactly (priority × a day in µs, plus the time). */
+const MAX_PRIORITY = 1000
 const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/
 
 export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({ initialMs: 100, multiplier: 1.5, maxMs: 2000, jitter: 0.2 })
@@ -150,10 +163,10 @@ type Fail = (name: string, problem: string) => Error
 
 const mustBe = (expected: string, got: unknown): string => `must be ${expected}, got ${describe(got)}`
 
-const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs', 'protocol', 'failFast', 'maxRetryAfterSeconds'])
+const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs', 'protocol', 'failFast', 'maxRetryAfterSeconds', 'priorityStepMs'])
 // Options Fastify itself reads from every register() call; harmless here.
 const FASTIFY_REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
-const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair', 'protocol', 'failFast'])
+const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair', 'protocol', 'failFast', 'priority'])
 
 function integer (fail: Fail, name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
@@ -252,6 +265,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     usageCacheMs: integer(invalidOption, 'usageCacheMs', o.usageCacheMs, 0, 0, 60_000),
     failFast: boolean(invalidOption, 'failFast', o.failFast, false),
     maxRetryAfterSeconds: integer(invalidOption, 'maxRetryAfterSeconds', o.maxRetryAfterSeconds, 60, 1, DAY_MS / 1000),
+    priorityStepMs: integer(invalidOption, 'priorityStepMs', o.priorityStepMs, STRICT_PRIORITY_STEP_MS, 1, DAY_MS),
     ...waitTimings(leaseMs, backoff, storeTimeoutMs)
   }
 }
@@ -279,7 +293,7 @@ const failCall: Fail = (name, problem) => invalidArgument(`acquireSlot: option "
 /** Per-call options over the plugin's; validated before any store call. */
 export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): CallSettings {
   if (opts === undefined) {
-    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping, fair: plugin.fair, failFast: plugin.failFast, errorFrame: plugin.streamErrorFrame }
+    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping, fair: plugin.fair, failFast: plugin.failFast, priority: 0, errorFrame: plugin.streamErrorFrame }
   }
   const o = plainObject(failCall, '', opts, KNOWN_CALL_OPTIONS)
   // A protocol chosen for this call brings its own frames; the plugin's are the defaults.
@@ -290,6 +304,7 @@ export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): Ca
     stream: boolean(failCall, 'stream', o.stream, false),
     fair: boolean(failCall, 'fair', o.fair, plugin.fair),
     failFast: boolean(failCall, 'failFast', o.failFast, plugin.failFast),
+    priority: integer(failCall, 'priority', o.priority, 0, 0, MAX_PRIORITY),
     maxWaitMs: integer(failCall, 'maxWaitMs', o.maxWaitMs, plugin.maxWaitMs, 0, DAY_MS),
     maxWaiters: integer(failCall, 'maxWaiters', o.maxWaiters, plugin.maxWaiters, 0, 1_000_000),
     ping: resolvePing(failCall, 'ping', o.ping, basePing)

@@ -20,9 +20,10 @@ export interface RouteSlot {
   fair?: boolean
   protocol?: ProtocolName
   failFast?: boolean
+  priority?: PerRequest<number>
 }
 
-const FIELDS = new Set(['type', 'id', 'max', 'stream', 'maxWaitMs', 'maxWaiters', 'fair', 'protocol', 'failFast'])
+const FIELDS = new Set(['type', 'id', 'max', 'stream', 'maxWaitMs', 'maxWaiters', 'fair', 'protocol', 'failFast', 'priority'])
 
 function resolve<T> (value: PerRequest<T>, request: FastifyRequest): T {
   return typeof value === 'function' ? (value as (request: FastifyRequest) => T)(request) : value
@@ -37,7 +38,7 @@ export interface CompiledRouteSlot {
   type: PerRequest<string>
   id: PerRequest<string | number>
   max: PerRequest<number>
-  /** The options of every request, or (a per-request `stream`) a function building them. */
+  /** The options of every request, or (a per-request `stream` or `priority`) a function building them. */
   options: AcquireOptions | ((request: FastifyRequest) => AcquireOptions)
 }
 
@@ -48,12 +49,20 @@ function compile (slot: RouteSlot): CompiledRouteSlot {
   if (slot.fair !== undefined) options.fair = slot.fair
   if (slot.protocol !== undefined) options.protocol = slot.protocol
   if (slot.failFast !== undefined) options.failFast = slot.failFast
-  const stream = slot.stream
+  const { stream = false, priority } = slot
+  if (typeof priority === 'number') options.priority = priority
   return {
     type: slot.type,
     id: slot.id,
     max: slot.max,
-    options: typeof stream === 'function' ? request => ({ ...options, stream: stream(request) }) : { ...options, stream: stream ?? false }
+    // Per-request fields make the options per request; otherwise one object serves every request.
+    options: typeof stream === 'function' || typeof priority === 'function'
+      ? request => {
+        const built: AcquireOptions = { ...options, stream: resolve(stream, request) }
+        if (priority !== undefined) built.priority = resolve(priority, request)
+        return built
+      }
+      : { ...options, stream }
   }
 }
 
@@ -76,7 +85,8 @@ export function routeSlots (route: RouteOptions, plugin: ResolvedOptions): Compi
       if (typeof s.type !== 'function') validateType(s.type)
       if (typeof s.id !== 'function') validateId(s.id)
       if (typeof s.max !== 'function') validateMax(s.max)
-      resolveCallSettings({ maxWaitMs: s.maxWaitMs, maxWaiters: s.maxWaiters, fair: s.fair, protocol: s.protocol, failFast: s.failFast }, plugin)
+      const { maxWaitMs, maxWaiters, fair, protocol, failFast } = s
+      resolveCallSettings({ maxWaitMs, maxWaiters, fair, protocol, failFast, priority: typeof s.priority === 'function' ? undefined : s.priority }, plugin)
     } catch (err) {
       throw routeError(route, index, (err as Error).message.replace(/^acquireSlot: /, ''))
     }

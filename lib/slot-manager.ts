@@ -82,14 +82,17 @@ export class SlotManager {
 
     const acquisition = this.waits.register(subject, owner, settings, {
       tag: subject.tag,
-      member: memberName(this.instanceId, ++this.counter, limit, this.options.claimMs),
+      member: memberName(this.instanceId, ++this.counter, limit, this.options.claimMs, settings.priority),
       max: limit,
       leaseMs: this.options.leaseMs,
       maxWaiters: settings.maxWaiters,
       ticketTtlMs: settings.maxWaitMs > 0 ? this.options.ticketTtlMs : 0,
       fair: settings.fair,
-      // Without fair mode, this process's earlier waiters still go first: no barging locally.
-      ahead: settings.fair ? 0 : this.waits.waitingFor(subject.tag)
+      // Without fair mode, this process's earlier waiters of its class or higher still go
+      // first: no barging locally.
+      ahead: settings.fair ? 0 : this.waits.waitingFor(subject.tag, settings.priority),
+      priority: settings.priority,
+      priorityStepMs: this.options.priorityStepMs
     }, started)
     this.firstTry(acquisition).catch(() => {})
     try {
@@ -175,7 +178,7 @@ export class SlotManager {
       // Its ticket is given back: the ones behind it move up.
       acquisition.fail(this.waits.tooLong(acquisition))
     } else {
-      this.events.notify('queued', { type: subject.type, id: subject.id, position: acquisition.position, expectedWaitMs: acquisition.expectedWaitMs })
+      this.events.notify('queued', { type: subject.type, id: subject.id, priority: settings.priority, position: acquisition.position, expectedWaitMs: acquisition.expectedWaitMs })
       this.waits.enqueue(acquisition)
     }
   }

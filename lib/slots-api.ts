@@ -91,10 +91,8 @@ export class SlotsApi {
     const key = `${type}\n${subjects.map(s => s.tag).join('\n')}`
     const shared = this.reads.get(key)
     if (shared !== undefined) return await shared
-    const load = storeCall(store.usage(subjects.map(s => s.tag)), this.manager.options.storeTimeoutMs)
-      .then(loads => loads.map((l, i): SubjectUsage => l.oldestWaitMs === undefined
-        ? { id: subjects[i].id, held: l.held, waiting: l.waiting }
-        : { id: subjects[i].id, held: l.held, waiting: l.waiting, oldestWaitMs: l.oldestWaitMs }))
+    const load = storeCall(store.usage(subjects.map(s => s.tag), this.manager.options.priorityStepMs), this.manager.options.storeTimeoutMs)
+      .then(loads => loads.map((l, i): SubjectUsage => ({ id: subjects[i].id, ...l })))
     // In flight, the read is shared (single-flight); once answered, kept usageCacheMs.
     this.reads.set(key, load)
     const forget = (): void => { if (this.reads.get(key) === load) this.reads.delete(key) }

@@ -61,6 +61,14 @@ export class SubjectQueue {
     return this.entries.length
   }
 
+  /** Waiters of this priority class or higher. */
+  countFrom (priority: number): number {
+    if (priority === 0) return this.entries.length
+    let count = 0
+    for (const entry of this.entries) if ((entry.args.priority ?? 0) >= priority) count++
+    return count
+  }
+
   /** Queues an acquisition whose first try found the subject full; starts polling if it is the first. */
   add (acquisition: Acquisition): void {
     this.entries.push(acquisition)

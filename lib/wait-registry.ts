@@ -68,9 +68,9 @@ export class WaitRegistry {
     }
   }
 
-  /** Local waiters of the subject ahead of a newcomer (default mode: no barging here). */
-  waitingFor (tag: string): number {
-    return this.queues.get(tag)?.length ?? 0
+  /** Local waiters of the subject ahead of a newcomer of this class (default mode: no barging here). */
+  waitingFor (tag: string, priority: number): number {
+    return this.queues.get(tag)?.countFrom(priority) ?? 0
   }
 
   /** Capacity of the subject may be free: its local head polls now. */

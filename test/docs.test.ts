@@ -26,6 +26,7 @@ import * as pickAccount from '../docs/examples/pick-account'
 import * as prometheus from '../docs/examples/prometheus'
 import * as redisClients from '../docs/examples/redis-clients'
 import * as honestWaiting from '../docs/examples/honest-waiting'
+import * as priorities from '../docs/examples/priorities'
 
 type Test = tap.Test
 
@@ -231,8 +232,8 @@ for (const store of STORES) {
       return res.json().account
     }
     t.same((await app.inject('/accounts')).json(), [
-      { id: 'acct-1', held: 0, waiting: 0, oldestWaitMs: 0 },
-      { id: 'acct-2', held: 0, waiting: 0, oldestWaitMs: 0 }
+      { id: 'acct-1', held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} },
+      { id: 'acct-2', held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }
     ])
     t.equal(await post(), 'acct-1', 'both idle: the first')
 
@@ -249,7 +250,7 @@ for (const store of STORES) {
     await eventually(async () => (await app.inject('/accounts')).json()[0].waiting === 1)
     t.match((await app.inject('/accounts')).json(), [
       { id: 'acct-1', held: 2, waiting: 1, oldestWaitMs: Number },
-      { id: 'acct-2', held: 4, waiting: 0, oldestWaitMs: 0 }
+      { id: 'acct-2', held: 4, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }
     ])
     await first.release()
     t.equal(await queued, 'acct-1')
@@ -291,6 +292,26 @@ for (const store of STORES) {
     t.match(stream.body, /^: waiting 0 s, place 1 in line, about 1 s expected\n\n/, 'the stream is told its place')
     t.match(stream.body, /data: \[DONE\]\n\n$/)
     t.same((await Promise.all([...holding, ...behind])).map(r => r.statusCode), [200, 200, 200, 200, 200])
+    await finish()
+  })
+
+  t.test(`priorities.ts: pro requests wait ahead of free ones; /queue counts each class (${store})`, async t => {
+    const { redisUrl, prefix } = await storeFor(t, store, 'prio')
+    const app = await priorities.buildApp(redisUrl === undefined ? {} : { redis: client(t, redisUrl), prefix })
+    const finish = closing(t, app, redisUrl === undefined ? undefined : { url: redisUrl, prefix })
+    const done: string[] = []
+    const post = (name: string, plan?: string): Promise<void> => app.inject({ method: 'POST', url: '/v1/messages', headers: plan === undefined ? {} : { 'x-plan': plan } })
+      .then(res => { t.equal(res.statusCode, 200); done.push(name) })
+    const waiting = async (): Promise<number> => Object.values((await app.inject('/queue')).json() as Record<string, number>).reduce((a, b) => a + b, 0)
+    const requests = [post('busy1'), post('busy2')]
+    await eventually(async () => (await app.slots.usage('account', ['acct-1']))[0].held === 2)
+    for (const [i, [name, plan]] of ([['free1', undefined], ['free2', undefined], ['pro1', 'pro']] as const).entries()) {
+      requests.push(post(name, plan))
+      await eventually(async () => await waiting() === i + 1)
+    }
+    t.same((await app.inject('/queue')).json(), { 0: 2, 1: 1 })
+    await Promise.all(requests)
+    t.same(done.slice(2), ['pro1', 'free1', 'free2'], 'the pro request went first, then the free ones in order')
     await finish()
   })
 

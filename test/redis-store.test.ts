@@ -216,9 +216,9 @@ t.test('the scripts reply with integers', async t => {
   const keys = [store.key(tag, 'holders'), store.key(tag, 'tickets'), store.key(tag, 'queue')]
   const [h, w, x] = [m('h'), m('w'), m('x')]
   const replies = await raw.fastifySlotsBatch(15, ...keys, ...keys, ...keys, ...keys, ...keys, `${prefix}:grants:`, 1,
-    'a', h, 1, 10_000, 1, 10_000, 0, 0,
-    'a', w, 1, 10_000, 1, 10_000, 0, 0,
-    'a', x, 1, 10_000, 1, 10_000, 0, 0,
+    'a', h, 1, 10_000, 1, 10_000, 0, 0, 0,
+    'a', w, 1, 10_000, 1, 10_000, 0, 0, 0,
+    'a', x, 1, 10_000, 1, 10_000, 0, 0, 0,
     'h', h, 10_000,
     'h', 'nobody', 10_000) as unknown[]
   t.same(replies, [1, [0, 0], -1, 1, 0], 'a ticket is answered with its place: { 0, tickets ahead }')

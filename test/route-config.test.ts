@@ -31,8 +31,8 @@ t.test('config.slots takes the slots in order before the handler and releases th
   })
   const res = await app.inject({ method: 'POST', url: '/v1/messages', headers: { 'x-user': 'alice' }, payload: { stream: false } })
   t.equal(res.statusCode, 200)
-  t.same(duringHandler, [{ held: 1, waiting: 0, oldestWaitMs: 0 }, { held: 1, waiting: 0, oldestWaitMs: 0 }], 'both slots were held in the handler')
-  t.same(await store.usage(['user:alice', 'account:acct-1']), [{ held: 0, waiting: 0, oldestWaitMs: 0 }, { held: 0, waiting: 0, oldestWaitMs: 0 }], 'and released after')
+  t.same(duringHandler, [{ held: 1, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }, { held: 1, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }], 'both slots were held in the handler')
+  t.same(await store.usage(['user:alice', 'account:acct-1']), [{ held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }, { held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }], 'and released after')
 
   // alice's limit is 1: a second concurrent request waits, then times out with 429.
   const [a, b] = await Promise.all([
@@ -75,7 +75,8 @@ t.test('bad config.slots fails at route registration with a message naming the r
     [[{ type: 'user', id: 1, max: 1, maxWait: 5 }], /unknown field "maxWait"/],
     [[{ type: 'user', id: 1, max: 1, maxWaitMs: -5 }], /config\.slots\[0\] option "maxWaitMs" must be an integer/],
     [[{ type: 'user', id: 1, max: 1, protocol: 'grpc' }], /config\.slots\[0\] option "protocol" must be/],
-    [[{ type: 'user', id: 1, max: 1, failFast: 'yes' }], /config\.slots\[0\] option "failFast" must be a boolean/]
+    [[{ type: 'user', id: 1, max: 1, failFast: 'yes' }], /config\.slots\[0\] option "failFast" must be a boolean/],
+    [[{ type: 'user', id: 1, max: 1, priority: 1.5 }], /config\.slots\[0\] option "priority" must be an integer from 0 to 1000/]
   ]
   bad.forEach(([slots, message], i) => {
     t.throws(() => app.get(`/bad${i}`, { config: { slots: slots as never } }, async () => 'x'), message)

@@ -50,5 +50,5 @@ t.test('the example: a client that leaves aborts the upstream call its slot guar
   await eventually(() => seen.includes('closed'), 1000)
   t.same(seen, ['request', 'closed'], 'the upstream request was aborted when the client left')
   await sleep(10)
-  t.same(await app.slots.usage('account', ['acct-1']), [{ id: 'acct-1', held: 0, waiting: 0, oldestWaitMs: 0 }])
+  t.same(await app.slots.usage('account', ['acct-1']), [{ id: 'acct-1', held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }])
 })

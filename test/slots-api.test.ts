@@ -18,7 +18,8 @@ for (const store of ['memory', 'redis'] as const) {
     await sleep(30)
     const usage = await app.slots.usage('account', ['a', 'b', 'c'])
     const waited = Date.now() - waitStarted
-    t.same(usage.map(({ oldestWaitMs, ...rest }) => rest), [
+    t.same(usage.map(u => u.waitingByPriority), [{ 0: 1 }, {}, {}], 'the waiter is of class 0')
+    t.same(usage.map(({ oldestWaitMs, waitingByPriority, ...rest }) => rest), [
       { id: 'a', held: 2, waiting: 1 },
       { id: 'b', held: 1, waiting: 0 },
       { id: 'c', held: 0, waiting: 0 }
@@ -33,7 +34,7 @@ for (const store of ['memory', 'redis'] as const) {
     await a1.release()
     await a2.release()
     await (await waiting).release()
-    t.same(await app.slots.usage('account', ['a']), [{ id: 'a', held: 0, waiting: 0, oldestWaitMs: 0 }])
+    t.same(await app.slots.usage('account', ['a']), [{ id: 'a', held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }])
     await t.rejects(app.slots.usage('account', ['bad\nid']), { code: 'SLOT_INVALID_ARGUMENT' })
     await t.rejects(app.slots.leastLoaded('account', [{ id: 'a', max: -1 }]), { code: 'SLOT_INVALID_ARGUMENT' })
   })
@@ -97,7 +98,7 @@ t.test('a slot whose lease lapsed while the process stalled is reported lost and
   t.same(lost, ['user:stalled'])
   t.equal(app.slots.stats().lost, 1)
   await slot.release()
-  t.same(await store.usage(['user:stalled']), [{ held: 1, waiting: 0, oldestWaitMs: 0 }], 'releasing the lost slot did not free the new holder')
+  t.same(await store.usage(['user:stalled']), [{ held: 1, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }], 'releasing the lost slot did not free the new holder')
   await other.release()
 })
 

@@ -4,7 +4,7 @@
  */
 import { ChurnMap } from '../churn-map'
 import {
-  AcquireOutcome, parseMember, ReleaseOutcome, type GrantListener, type GrantSubscription, type MemberRef,
+  AcquireOutcome, parseMember, precedenceUs, ReleaseOutcome, type GrantListener, type GrantSubscription, type MemberRef,
   type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireAnswer, type TryAcquireArgs
 } from './store'
 
@@ -14,15 +14,21 @@ interface Entry {
   since: number
 }
 
+/** A ticket also has its place: its arrival (µs, unique) less its class's precedence, as in the Redis queue. */
+interface Ticket extends Entry {
+  order: number
+}
+
 /**
- * member → entry. Maps keep insertion order: the tickets' arrival order. A busy subject's
- * entries come and go with every operation (see ChurnMap).
+ * member → entry. Maps keep insertion order: the tickets' arrival order, which is their grant
+ * order while every class is 0. A busy subject's entries come and go with every operation
+ * (see ChurnMap).
  */
-type Entries = ChurnMap<string, Entry>
+type Entries<E extends Entry = Entry> = ChurnMap<string, E>
 
 interface SubjectState {
   holders: Entries
-  tickets: Entries
+  tickets: Entries<Ticket>
 }
 
 export interface MemoryStoreOptions {
@@ -30,10 +36,26 @@ export interface MemoryStoreOptions {
   now?: () => number
 }
 
-function purge (entries: Entries, now: number): void {
+function purge (entries: Entries<Entry>, now: number): void {
   for (const [member, entry] of entries) {
     if (entry.expiry <= now) entries.delete(member)
   }
+}
+
+/** Tickets placed before `order`. */
+function countBefore (tickets: Entries<Ticket>, order: number): number {
+  let ahead = 0
+  for (const ticket of tickets.values()) if (ticket.order < order) ahead++
+  return ahead
+}
+
+/** The tickets in grant order: insertion order, unless a class above 0 placed one earlier. */
+function inGrantOrder (tickets: Entries<Ticket>): string[] {
+  const entries = [...tickets]
+  for (let i = 1; i < entries.length; i++) {
+    if (entries[i][1].order < entries[i - 1][1].order) return entries.sort((a, b) => a[1].order - b[1].order).map(([member]) => member)
+  }
+  return entries.map(([member]) => member)
 }
 
 export class MemoryStore implements SlotStore {
@@ -41,16 +63,20 @@ export class MemoryStore implements SlotStore {
   private readonly subjects = new ChurnMap<string, SubjectState>()
   private readonly grantListeners = new Map<string, GrantListener>()
   private readonly now: () => number
+  /** The last arrival given (µs): unique and increasing, like the Redis queue's. */
+  private lastArrival = 0
 
   constructor (options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now
   }
 
-  async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs, fair = false, ahead = 0 }: TryAcquireArgs): Promise<TryAcquireAnswer> {
+  async tryAcquire ({ tag, member, max, leaseMs, maxWaiters, ticketTtlMs, fair = false, ahead = 0, priority, priorityStepMs }: TryAcquireArgs): Promise<TryAcquireAnswer> {
     const now = this.now()
     const state = this.state(tag, now)
+    const precedence = precedenceUs(priority, priorityStepMs)
     try {
-      const before = fair ? state.tickets.size : ahead
+      // Fair: every ticket placed before where it would queue is ahead (in class 0, all of them).
+      const before = fair ? (precedence === 0 ? state.tickets.size : countBefore(state.tickets, now * 1000 - precedence)) : ahead
       // A member that already holds (a resent try) is counted in size.
       const held = state.holders.size
       if (held + before < max) {
@@ -61,19 +87,19 @@ export class MemoryStore implements SlotStore {
       }
       if (this.keepHolding(state, member, now, leaseMs)) return AcquireOutcome.Acquired
       if (ticketTtlMs <= 0) return AcquireOutcome.Full
-      const place = this.queueTicket(state, member, now, maxWaiters, ticketTtlMs)
+      const place = this.queueTicket(state, member, now, maxWaiters, ticketTtlMs, precedence)
       return place < 0 ? AcquireOutcome.QueueFull : { outcome: AcquireOutcome.Full, ahead: place }
     } finally {
       this.forgetIfEmpty(tag, state)
     }
   }
 
-  async poll ({ tag, member, leaseMs, maxWaiters, ticketTtlMs }: TryAcquireArgs): Promise<AcquireOutcome> {
+  async poll ({ tag, member, leaseMs, maxWaiters, ticketTtlMs, priority, priorityStepMs }: TryAcquireArgs): Promise<AcquireOutcome> {
     const now = this.now()
     const state = this.state(tag, now)
     try {
       if (this.keepHolding(state, member, now, leaseMs)) return AcquireOutcome.Acquired
-      if (ticketTtlMs > 0 && this.queueTicket(state, member, now, maxWaiters, ticketTtlMs) < 0) return AcquireOutcome.QueueFull
+      if (ticketTtlMs > 0 && this.queueTicket(state, member, now, maxWaiters, ticketTtlMs, precedenceUs(priority, priorityStepMs)) < 0) return AcquireOutcome.QueueFull
       const granted = this.grantWaiting(state, now, parseMember(member).instance, leaseMs)
       this.announce(tag, granted)
       return granted.some(([waiter]) => waiter === member) ? AcquireOutcome.Acquired : AcquireOutcome.Full
@@ -110,12 +136,18 @@ export class MemoryStore implements SlotStore {
     const now = this.now()
     return tags.map(tag => {
       const state = this.subjects.get(tag)
-      if (state === undefined) return { held: 0, waiting: 0, oldestWaitMs: 0 }
+      if (state === undefined) return { held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }
       purge(state.holders, now)
       purge(state.tickets, now)
       this.forgetIfEmpty(tag, state)
-      const oldest = state.tickets.values().next()
-      return { held: state.holders.size, waiting: state.tickets.size, oldestWaitMs: oldest.done === true ? 0 : now - oldest.value.since }
+      let oldest = now
+      const waitingByPriority: Record<number, number> = {}
+      for (const [member, ticket] of state.tickets) {
+        oldest = Math.min(oldest, ticket.since)
+        const priority = parseMember(member).priority
+        waitingByPriority[priority] = (waitingByPriority[priority] ?? 0) + 1
+      }
+      return { held: state.holders.size, waiting: state.tickets.size, oldestWaitMs: now - oldest, waitingByPriority }
     })
   }
 
@@ -139,23 +171,22 @@ export class MemoryStore implements SlotStore {
   }
 
   /**
-   * Refreshes the member's ticket, or queues it at the back unless maxWaiters others wait.
-   * Answers the tickets ahead of it, or -1 when the queue is full.
+   * Refreshes the member's ticket, or queues it at the back of its class unless maxWaiters
+   * others wait. Answers the tickets ahead of it, or -1 when the queue is full.
    */
-  private queueTicket (state: SubjectState, member: string, now: number, maxWaiters: number, ticketTtlMs: number): number {
-    const ticket = state.tickets.get(member)
+  private queueTicket (state: SubjectState, member: string, now: number, maxWaiters: number, ticketTtlMs: number, precedence: number): number {
+    let ticket = state.tickets.get(member)
     if (ticket === undefined) {
       if (state.tickets.size >= maxWaiters) return -1
-      state.tickets.set(member, { expiry: now + ticketTtlMs, since: now })
-      return state.tickets.size - 1
+      this.lastArrival = Math.max(now * 1000, this.lastArrival + 1)
+      ticket = { expiry: now + ticketTtlMs, since: now, order: this.lastArrival - precedence }
+      // In class 0 every ticket already there is ahead of it.
+      const ahead = precedence === 0 ? state.tickets.size : countBefore(state.tickets, ticket.order)
+      state.tickets.set(member, ticket)
+      return ahead
     }
     ticket.expiry = now + ticketTtlMs
-    let ahead = 0
-    for (const waiter of state.tickets.keys()) {
-      if (waiter === member) break
-      ahead++
-    }
-    return ahead
+    return countBefore(state.tickets, ticket.order)
   }
 
   /** A release, or (`leaveQueue`) an abandon: the ticket goes with the slot, in one step. */
@@ -181,7 +212,7 @@ export class MemoryStore implements SlotStore {
     purge(state.holders, now)
     purge(state.tickets, now)
     const granted: Array<[string, boolean]> = []
-    for (const waiter of state.tickets.keys()) {
+    for (const waiter of inGrantOrder(state.tickets)) {
       const { instance: owner, max, claimMs } = parseMember(waiter)
       // A member that already holds, or is leaving, has a stale ticket: it only loses it.
       if (max > 0 && waiter !== leaving && !state.holders.has(waiter)) {

@@ -7,7 +7,7 @@
  * Cluster: a script touches only the keys it is given, all under one subject's hash tag.
  */
 import {
-  AcquireOutcome, parseMember, type GrantListener, type GrantSubscription, type MemberRef, type ReleaseArgs, type ReleaseOutcome,
+  AcquireOutcome, parseMember, precedenceUs, STRICT_PRIORITY_STEP_MS, type GrantListener, type GrantSubscription, type MemberRef, type ReleaseArgs, type ReleaseOutcome,
   type SlotStore, type SubjectLoad, type TryAcquireAnswer, type TryAcquireArgs
 } from './store'
 import { GrantSubscriber, type SubscriberLike } from './grant-subscriber'
@@ -93,12 +93,15 @@ export class RedisStore implements SlotStore {
     return await Promise.all(refs.map(async ({ tag, member }) => Number(await this.run('refreshTicket', tag, { member, ttl: ticketTtlMs })) === 1))
   }
 
-  async usage (tags: readonly string[]): Promise<SubjectLoad[]> {
+  async usage (tags: readonly string[], priorityStepMs = STRICT_PRIORITY_STEP_MS): Promise<SubjectLoad[]> {
     return await Promise.all(tags.map(async tag => {
-      const [held, waiting, oldest] = await this.run('countLive', tag, {}) as [number, number, number]
-      const oldestWaitMs = Number(oldest)
+      const reply = (await this.run('countLive', tag, { step: priorityStepMs }) as unknown[]).map(Number)
+      const load: SubjectLoad = { held: reply[0], waiting: reply[1] }
       // -1: lapsed tickets at the queue's head hid the oldest live one from a bounded read.
-      return oldestWaitMs < 0 ? { held: Number(held), waiting: Number(waiting) } : { held: Number(held), waiting: Number(waiting), oldestWaitMs }
+      if (reply[2] >= 0) load.oldestWaitMs = reply[2]
+      // -1: too many waiters to count by class in one call.
+      if (reply[3] !== -1) load.waitingByPriority = byClass(load.waiting, reply.slice(3))
+      return load
     }))
   }
 
@@ -138,6 +141,18 @@ export class RedisStore implements SlotStore {
   }
 }
 
-function attemptArgs ({ member, max, leaseMs, maxWaiters, ticketTtlMs, fair, ahead }: TryAcquireArgs): OperationArgs<'tryAcquire'> {
-  return { member, max, lease: leaseMs, maxWaiters, ticketTtl: ticketTtlMs, fair: fair === true ? 1 : 0, ahead: ahead ?? 0 }
+/** { class: count } from the classes above 0 as pairs; class 0 is the rest. */
+function byClass (waiting: number, pairs: number[]): Record<number, number> {
+  const counts: Record<number, number> = {}
+  let above = 0
+  for (let i = 0; i < pairs.length; i += 2) {
+    counts[pairs[i]] = pairs[i + 1]
+    above += pairs[i + 1]
+  }
+  if (waiting > above) counts[0] = waiting - above
+  return counts
+}
+
+function attemptArgs ({ member, max, leaseMs, maxWaiters, ticketTtlMs, fair, ahead, priority, priorityStepMs }: TryAcquireArgs): OperationArgs<'tryAcquire'> {
+  return { member, max, lease: leaseMs, maxWaiters, ticketTtl: ticketTtlMs, fair: fair === true ? 1 : 0, ahead: ahead ?? 0, precedence: precedenceUs(priority, priorityStepMs) }
 }

@@ -75,6 +75,14 @@ export interface TryAcquireArgs extends MemberRef {
   fair?: boolean
   /** Without fair mode: slots to leave for waiters ahead of it in its own process. Default 0. */
   ahead?: number
+  /**
+   * Its priority class (also carried in its name): a ticket of class p is queued as if it had
+   * arrived p × priorityStepMs earlier, so higher classes are granted first, and a lower one
+   * is passed only by requests that arrive less than that after it. Default 0.
+   */
+  priority?: number
+  /** See priority. Default 86 400 000 (a day: longer than any wait, so classes are strict). */
+  priorityStepMs?: number
 }
 
 export interface ReleaseArgs extends MemberRef {
@@ -96,6 +104,8 @@ export interface SubjectLoad {
   waiting: number
   /** How long the oldest live waiter has waited, in ms (0 when nobody waits). Optional for a store. */
   oldestWaitMs?: number
+  /** Live waiters by priority class, classes with none left out. Optional for a store. */
+  waitingByPriority?: Record<number, number>
 }
 
 /** The parts of a member name. */
@@ -106,22 +116,33 @@ export interface MemberInfo {
   max: number
   /** How long a slot granted to it by another process is its before it confirms it. */
   claimMs: number
+  /** Its priority class (0 when the name carries none). */
+  priority: number
 }
 
 /**
- * `<instance id>:<counter>:<max>:<claimMs>`. The name carries everything a grant needs, so a
- * store can hand a slot to a ticket without looking anything else up, on any shard.
+ * `<instance id>:<counter>[.<priority>]:<max>:<claimMs>`. The name carries everything a grant
+ * needs, so a store can hand a slot to a ticket without looking anything else up, on any
+ * shard. A class above 0 rides in the counter's field, which earlier versions never read.
  */
-export function memberName (instance: string, counter: number, max: number, claimMs: number): string {
-  return `${instance}:${counter.toString(36)}:${max}:${claimMs}`
+export function memberName (instance: string, counter: number, max: number, claimMs: number, priority = 0): string {
+  return `${instance}:${counter.toString(36)}${priority === 0 ? '' : `.${priority}`}:${max}:${claimMs}`
 }
 
-const MEMBER_PATTERN = /^([^:]*):[^:]*:(\d+):(\d+)$/
+const MEMBER_PATTERN = /^([^:]*):[^:.]*(?:\.(\d+))?:(\d+):(\d+)$/
 
 export function parseMember (member: string): MemberInfo {
   const match = MEMBER_PATTERN.exec(member)
-  if (match === null) return { instance: '', max: 0, claimMs: 0 }
-  return { instance: match[1], max: Number(match[2]), claimMs: Number(match[3]) }
+  if (match === null) return { instance: '', max: 0, claimMs: 0, priority: 0 }
+  return { instance: match[1], max: Number(match[3]), claimMs: Number(match[4]), priority: match[2] === undefined ? 0 : Number(match[2]) }
+}
+
+/** The default priorityStepMs: longer than any wait (maxWaitMs is at most a day), so classes are strict. */
+export const STRICT_PRIORITY_STEP_MS = 86_400_000
+
+/** How far ahead of its arrival (µs) a ticket of the class is queued. */
+export function precedenceUs (priority: number | undefined, priorityStepMs: number | undefined): number {
+  return priority === undefined || priority === 0 ? 0 : priority * (priorityStepMs ?? STRICT_PRIORITY_STEP_MS) * 1000
 }
 
 /**
@@ -169,8 +190,11 @@ export interface SlotStore {
    * have been lost) or lapsed; the waiter then polls at once.
    */
   refreshTickets (refs: readonly MemberRef[], ticketTtlMs: number): Promise<boolean[]>
-  /** Optional: live holders and waiters of each subject tag, in order (one round trip per shard). */
-  usage? (tags: readonly string[]): Promise<SubjectLoad[]>
+  /**
+   * Optional: live holders and waiters of each subject tag, in order (one round trip per
+   * shard). `priorityStepMs` (the plugin's) tells a ticket's arrival from its place.
+   */
+  usage? (tags: readonly string[], priorityStepMs?: number): Promise<SubjectLoad[]>
   /**
    * Optional: calls `listener` for every slot granted to a member of this instance, whichever
    * process granted it. Without it, waiters learn of grants when they poll.

@@ -45,7 +45,7 @@ const counters = new Map<string, number>()
  * The member name of the short name `name` ('<instance>:<name>' or just '<name>', instance
  * 't') with its own `max` and claim: the same arguments always give the same member.
  */
-export function m (name: string, max = 1, claimMs = DEFAULT_CLAIM_MS): string {
+export function m (name: string, max = 1, claimMs = DEFAULT_CLAIM_MS, priority = 0): string {
   const colon = name.indexOf(':')
   const instance = colon < 0 ? 't' : name.slice(0, colon)
   const key = `${name}/${max}/${claimMs}`
@@ -54,7 +54,7 @@ export function m (name: string, max = 1, claimMs = DEFAULT_CLAIM_MS): string {
     counter = counters.size + 1
     counters.set(key, counter)
   }
-  return memberName(instance, counter, max, claimMs)
+  return memberName(instance, counter, max, claimMs, priority)
 }
 
 /** Both acquired outcomes as one (whether room is left is tested on its own). */
@@ -70,11 +70,11 @@ type ArgOverrides = Partial<Omit<TryAcquireArgs, 'tag' | 'member'>> & { claimMs?
  */
 function args (tag: string, name: string, { claimMs, ...overrides }: ArgOverrides = {}): TryAcquireArgs {
   const max = overrides.max ?? 1
-  return { tag, member: m(name, max, claimMs), max, leaseMs: 10_000, maxWaiters: 10, ticketTtlMs: 10_000, ...overrides }
+  return { tag, member: m(name, max, claimMs, overrides.priority), max, leaseMs: 10_000, maxWaiters: 10, ticketTtlMs: 10_000, ...overrides }
 }
 
-function ref (tag: string, name: string, max = 1, claimMs = DEFAULT_CLAIM_MS): MemberRef {
-  return { tag, member: m(name, max, claimMs) }
+function ref (tag: string, name: string, max = 1, claimMs = DEFAULT_CLAIM_MS, priority = 0): MemberRef {
+  return { tag, member: m(name, max, claimMs, priority) }
 }
 
 function newTag (): string {
@@ -339,6 +339,56 @@ export function contract (t: Test, backend: Factory): void {
     t.same(await raw.tryAcquire(args(tag, 'w4')), { outcome: Full, ahead: 2 }, "w2's lapsed ticket is not counted")
     t.equal(await raw.tryAcquire(args(tag, 'x', { ticketTtlMs: 0 })), Full, 'without a ticket: a bare Full')
     t.equal(await raw.tryAcquire(args(tag, 'y', { maxWaiters: 3 })), QueueFull)
+  })
+
+  t.test('priority classes: higher classes are granted first, in arrival order within a class, whoever releases', async t => {
+    const { raw, store, peer } = await factory(t)
+    const granter = peer()
+    const grants = await recordGrants(t, store as SlotStore, 'a')
+    const tag = newTag()
+    t.ok(isAcquired(await granter.tryAcquire(args(tag, 'b:h'))))
+    const line: Array<[string, number, number]> = [['a:w0a', 0, 0], ['a:w1a', 1, 0], ['a:w0b', 0, 2], ['a:w2', 2, 0], ['a:w1b', 1, 2]]
+    for (const [name, priority, ahead] of line) {
+      t.same(await raw.tryAcquire(args(tag, name, { priority })), { outcome: Full, ahead }, `${name} (class ${priority}) has ${ahead} ahead`)
+    }
+    const [usage] = await raw.usage!([tag])
+    t.same(usage.waitingByPriority, { 0: 2, 1: 2, 2: 1 }, 'usage counts the waiters by class')
+    // Each release hands the one slot to the next in line.
+    const order = ['a:w2', 'a:w1a', 'a:w1b', 'a:w0a', 'a:w0b']
+    t.equal(await granter.release({ ...ref(tag, 'b:h'), leaseMs: 10_000 }), Released)
+    for (let i = 0; i < order.length; i++) {
+      await eventually(() => grants.length === i + 1)
+      const priority = line.find(([name]) => name === order[i])![1]
+      t.equal(grants[i][0], m(order[i], 1, DEFAULT_CLAIM_MS, priority), `grant ${i + 1}: ${order[i]}`)
+      // Released by its own instance, whose listener hears of the next grant to it.
+      t.equal(await store.release({ ...ref(tag, order[i], 1, DEFAULT_CLAIM_MS, priority), leaseMs: 10_000 }), Released)
+    }
+    t.same(await load(store as SlotStore, tag), { held: 0, waiting: 0 })
+  })
+
+  t.test('priorityStepMs: a lower class is passed only by arrivals less than the class difference × step after it', async t => {
+    const { raw } = await factory(t)
+    const tag = newTag()
+    const step = { priorityStepMs: 100 }
+    t.ok(isAcquired(outcomeOf(await raw.tryAcquire(args(tag, 'h')))))
+    t.same(await raw.tryAcquire(args(tag, 'w0', step)), { outcome: Full, ahead: 0 })
+    await sleep(150)
+    t.same(await raw.tryAcquire(args(tag, 'w1', { ...step, priority: 1 })), { outcome: Full, ahead: 1 }, 'class 1, 150 ms later: behind it')
+    t.same(await raw.tryAcquire(args(tag, 'w2', { ...step, priority: 2 })), { outcome: Full, ahead: 0 }, 'class 2, 150 ms later: ahead of it')
+    const [usage] = await raw.usage!([tag], 100)
+    t.ok(usage.oldestWaitMs! >= 140, `the oldest waiter is w0, though third in line (${String(usage.oldestWaitMs)} ms)`)
+  })
+
+  t.test('fair mode counts only the tickets placed before a newcomer of a higher class', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    t.ok(isAcquired(await store.tryAcquire(args(tag, 'h1', { max: 2, leaseMs: 150 }))))
+    t.ok(isAcquired(await store.tryAcquire(args(tag, 'h2', { max: 2 }))))
+    t.equal(await store.tryAcquire(args(tag, 'w0', { max: 2, fair: true })), Full)
+    await sleep(250)
+    // h1's lease lapsed with no grant pass: one slot is free, and w0 waits for it.
+    t.equal(await store.tryAcquire(args(tag, 'n0', { max: 2, fair: true, ticketTtlMs: 0 })), Full, 'class 0: w0 is ahead')
+    t.ok(isAcquired(await store.tryAcquire(args(tag, 'n1', { max: 2, fair: true, priority: 1 }))), 'class 1: nobody is ahead')
   })
 
   t.test('the wait queue is bounded by maxWaiters', async t => {

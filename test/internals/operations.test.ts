@@ -19,7 +19,7 @@ t.test('every Lua operation takes the keys, then exactly the arguments of its ta
 })
 
 t.test('the encoder writes the code, then the arguments in the table order', async t => {
-  t.same(encodeOperation('tryAcquire', { ahead: 7, fair: 6, ticketTtl: 5, maxWaiters: 4, lease: 3, max: 2, member: 'm' }), ['a', 'm', 2, 3, 4, 5, 6, 7])
+  t.same(encodeOperation('tryAcquire', { precedence: 8, ahead: 7, fair: 6, ticketTtl: 5, maxWaiters: 4, lease: 3, max: 2, member: 'm' }), ['a', 'm', 2, 3, 4, 5, 6, 7, 8])
   t.same(encodeOperation('release', { check: 1, lease: 9, member: 'm' }), ['r', 'm', 9, 1])
-  t.same(encodeOperation('countLive', {}), ['c'])
+  t.same(encodeOperation('countLive', { step: 1000 }), ['c', 1000])
 })

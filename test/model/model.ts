@@ -5,7 +5,7 @@
  * Redis: four apps on one Redis (P1, P2 in this process; C1, C2 child processes), P1 and C1
  * through a FlakyProxy. Memory: three apps in this process sharing ONE MemoryStore. Apps use
  * different leaseMs, storeTimeoutMs, backoff, maxWaiters and fair; callers use mixed `max` on
- * the same subject. Client loops (each with its own PRNG derived from the seed, so each loop's
+ * the same subject, priority classes 1 to 3 on 30 % of calls and failFast on 20 %. Client loops (each with its own PRNG derived from the seed, so each loop's
  * sequence of operations replays exactly) send: acquire + hold + release (HTTP), client
  * aborts (the HTTP request destroyed at a random time), `fastify.slots.acquire` with an
  * AbortSignal aborted at a random time (also synchronously, and on setImmediate while the
@@ -312,12 +312,13 @@ async function model (o: ModelOptions, report: (r: Report) => void, count: (key:
       const clientAbort = between(0, 400)
       const pause = between(0, 60)
       const ff = rng() < 0.2 ? '&ff=1' : ''
+      const pr = rng() < 0.3 ? `&pr=${between(1, 3)}` : ''
       const h = handles.find(x => x.role === roles[appIndex] && x.up) ?? handles.find(x => x.up)
       if (h === undefined) {
         await sleep(20)
         continue
       }
-      const query = `s=${tag}&max=${max}&hold=${hold}&wait=${wait}${fair}${mw}${ff}`
+      const query = `s=${tag}&max=${max}&hold=${hold}&wait=${wait}${fair}${mw}${ff}${pr}`
       const margin = marginOf(h.role)
       let kind: string
       let path: string

@@ -37,7 +37,7 @@ t.test('an AbortSignal that fires during the first try rejects at once and leave
   t.equal(outcome, 'SLOT_WAIT_ABORTED')
   t.ok(elapsed < SLOW_MS, `settled ${elapsed} ms after the call, before the first try answered (${SLOW_MS} ms)`)
   await sleep(SLOW_MS + 50)
-  t.same(await inner.usage(['user:first']), [{ held: 0, waiting: 0, oldestWaitMs: 0 }], 'the slot the first try took was given back')
+  t.same(await inner.usage(['user:first']), [{ held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }], 'the slot the first try took was given back')
   t.equal(app.slots.stats().held, 0)
 })
 
@@ -65,5 +65,5 @@ t.test('a client that leaves during the first try stops waiting and its request 
   await sleep(100)
   t.same(settled, ['SLOT_WAIT_ABORTED'], 'the acquire rejected before its first try answered')
   await sleep(SLOW_MS)
-  t.same(await inner.usage(['user:gone']), [{ held: 0, waiting: 0, oldestWaitMs: 0 }], 'nothing left in the store')
+  t.same(await inner.usage(['user:gone']), [{ held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }], 'nothing left in the store')
 })

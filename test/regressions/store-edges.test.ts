@@ -65,5 +65,5 @@ t.test('a slot taken for a request that ended during its acquire is neither acqu
   t.equal(stats.acquired, 0)
   t.equal(stats.released, 0, 'released never exceeds acquired')
   t.equal(stats.rejected.SLOT_WAIT_ABORTED, 1)
-  t.same(await inner.usage(['user:ended']), [{ held: 0, waiting: 0, oldestWaitMs: 0 }], 'and the slot went back')
+  t.same(await inner.usage(['user:ended']), [{ held: 0, waiting: 0, oldestWaitMs: 0, waitingByPriority: {} }], 'and the slot went back')
 })

@@ -4,13 +4,13 @@
  * that every Lua function takes exactly these arguments after its three keys.
  */
 export const OPERATIONS = {
-  tryAcquire: { code: 'a', args: ['member', 'max', 'lease', 'maxWaiters', 'ticketTtl', 'fair', 'ahead'] },
-  poll: { code: 'p', args: ['member', 'max', 'lease', 'maxWaiters', 'ticketTtl', 'fair', 'ahead'] },
+  tryAcquire: { code: 'a', args: ['member', 'max', 'lease', 'maxWaiters', 'ticketTtl', 'fair', 'ahead', 'precedence'] },
+  poll: { code: 'p', args: ['member', 'max', 'lease', 'maxWaiters', 'ticketTtl', 'fair', 'ahead', 'precedence'] },
   release: { code: 'r', args: ['member', 'lease', 'check'] },
   abandon: { code: 'x', args: ['member', 'lease'] },
   renew: { code: 'h', args: ['member', 'ttl'] },
   refreshTicket: { code: 't', args: ['member', 'ttl'] },
-  countLive: { code: 'c', args: [] }
+  countLive: { code: 'c', args: ['step'] }
 } as const
 
 export type OperationName = keyof typeof OPERATIONS

@@ -57,4 +57,15 @@ local function parseMember (member)
   if not instance then return '', 0, 0 end
   return instance, tonumber(max), tonumber(claim)
 end
+
+-- A score as text, every digit kept: Lua's own number-to-string (in '..') keeps 14, and a
+-- place in µs has 16.
+local function exact (score)
+  return string.format('%.17g', score)
+end
+
+-- A class above 0 rides in the counter's field: '<instance>:<counter>.<priority>:<max>:<claimMs>'.
+local function priorityOf (member)
+  return tonumber(string.match(member, '^[^:]*:[^:.]*%.(%d+):%d+:%d+$') or 0)
+end
 `

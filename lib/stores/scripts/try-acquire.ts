@@ -1,8 +1,10 @@
 /**
  * Lua `tryAcquire(...)` (a member's first try) and `poll(...)` (a waiting member's retry),
- * both with the arguments `member, max, lease, maxWaiters, ticketTtl, fair, ahead`.
+ * both with the arguments `member, max, lease, maxWaiters, ticketTtl, fair, ahead, precedence`.
  * holders: member → lease expiry; tickets: waiting member → ticket expiry; queue: waiting
- * member → arrival order (µs of Redis time), the order grants follow.
+ * member → arrival order (µs of Redis time) less its class's precedence (priority ×
+ * priorityStepMs, in µs), the order grants follow: higher classes first, arrival order within
+ * a class, and a lower class passed only by arrivals less than the difference after it.
  *
  * Both are safe to run twice: a member that already holds a live slot keeps it (full lease)
  * and one that already has a live ticket refreshes it, so a resent try never queues behind its
@@ -20,18 +22,28 @@ local function keepHolding (holders, member, lease)
   return true
 end
 
--- Arrival order in µs of Redis time, strictly increasing even within one µs (the last order
--- is read once per call and queue, then counted on).
-local function nextOrder (queue)
+-- A ticket's place: its arrival in µs of Redis time, strictly increasing even within one µs
+-- (the last arrival is read once per call and queue, then counted on), less its precedence.
+-- Precedences are never negative, so the queue's last score is never later than the last
+-- arrival: class 0 keeps its order even if the clock steps back.
+local function nextOrder (queue, precedence)
   local last = lastOrder[queue]
   if not last then
     local entry = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')
     last = #entry > 0 and tonumber(entry[2]) or 0
   end
-  local order = nowUs
-  if last >= order then order = last + 1 end
-  lastOrder[queue] = order
-  return order
+  local arrival = nowUs
+  if last >= arrival then arrival = last + 1 end
+  lastOrder[queue] = arrival
+  return arrival - precedence
+end
+
+-- Live tickets a newcomer of this precedence would queue behind: all of them in class 0;
+-- above it, the queue entries ordered before its place (lapsed ones not yet purged count too,
+-- which can only make it wait).
+local function queuedAhead (tickets, queue, precedence)
+  if precedence == 0 then return redis.call('ZCOUNT', tickets, '(' .. now, '+inf') end
+  return redis.call('ZCOUNT', queue, '-inf', '(' .. exact(nowUs - precedence))
 end
 
 local function isLive (ticket)
@@ -48,14 +60,14 @@ local function refuseTicket (tickets, queue, member, ticket)
 end
 
 -- A poll's ticket: refreshed, or (new, or lapsed while this process stalled: re-queued at
--- the back) taken: 0; or -1 when the queue is full.
-local function queueTicket (tickets, queue, member, maxWaiters, ticketTtl)
+-- the back of its class) taken: 0; or -1 when the queue is full.
+local function queueTicket (tickets, queue, member, maxWaiters, ticketTtl, precedence)
   local ticket = redis.call('ZSCORE', tickets, member)
   if not isLive(ticket) then
     if redis.call('ZCOUNT', tickets, '(' .. now, '+inf') >= maxWaiters then
       return refuseTicket(tickets, queue, member, ticket)
     end
-    redis.call('ZADD', queue, nextOrder(queue), member)
+    redis.call('ZADD', queue, nextOrder(queue, precedence), member)
     keepAlive(queue, ticketTtl)
   end
   redis.call('ZADD', tickets, now + ticketTtl, member)
@@ -65,23 +77,25 @@ end
 
 -- A first try's ticket, one command shorter than a poll's: a ticket it already has can only be
 -- a resent try's own, which NX finds (and leaves in its place in the queue). Answers
--- { 0, tickets ahead of it } (the live ones counted for maxWaiters are all ahead of a new
--- ticket), or -1.
-local function firstTicket (tickets, queue, member, maxWaiters, ticketTtl)
+-- { 0, tickets ahead of it } (in class 0, the live ones counted for maxWaiters are all ahead
+-- of a new ticket), or -1.
+local function firstTicket (tickets, queue, member, maxWaiters, ticketTtl, precedence)
   local live = redis.call('ZCOUNT', tickets, '(' .. now, '+inf')
   if live >= maxWaiters then
     -- Full, unless the live tickets counted include its own (a resent try).
     local ticket = redis.call('ZSCORE', tickets, member)
     if not isLive(ticket) then return refuseTicket(tickets, queue, member, ticket) end
   elseif redis.call('ZADD', tickets, 'NX', now + ticketTtl, member) == 1 then
-    redis.call('ZADD', queue, nextOrder(queue), member)
+    local order = nextOrder(queue, precedence)
+    redis.call('ZADD', queue, order, member)
     keepAlive(queue, ticketTtl)
     keepAlive(tickets, ticketTtl)
-    return { 0, live }
+    if precedence == 0 then return { 0, live } end
+    return { 0, redis.call('ZCOUNT', queue, '-inf', '(' .. exact(order)) }
   end
   -- Its own ticket: refreshed, and queued again at the back if it had lapsed and left the queue.
   redis.call('ZADD', tickets, now + ticketTtl, member)
-  redis.call('ZADD', queue, 'NX', nextOrder(queue), member)
+  redis.call('ZADD', queue, 'NX', nextOrder(queue, precedence), member)
   keepAlive(queue, ticketTtl)
   keepAlive(tickets, ticketTtl)
   -- A resend is rare: its place is read, lapsed entries ahead of it included.
@@ -91,11 +105,11 @@ end
 -- Takes a slot when holders + ahead < max; in fair mode every live ticket is ahead. Answers 2
 -- when room is left after it, 1 when it made the subject full, else queues ({ 0, ahead } / -1)
 -- or, without ticketTtl, answers 0.
-local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead)
+local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead, precedence)
   clock()
   max, lease, maxWaiters, ticketTtl = tonumber(max), tonumber(lease), tonumber(maxWaiters), tonumber(ticketTtl)
-  ahead = tonumber(ahead)
-  if fair == '1' then ahead = redis.call('ZCOUNT', tickets, '(' .. now, '+inf') end
+  ahead, precedence = tonumber(ahead), tonumber(precedence)
+  if fair == '1' then ahead = queuedAhead(tickets, queue, precedence) end
   local held = redis.call('ZCARD', holders)
   -- Expired leases count until purged. Purging only when the answer is "full" or "now full"
   -- keeps the common path short and the room it reports exact.
@@ -115,18 +129,18 @@ local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaite
     return 1
   end
   if ticketTtl <= 0 then return 0 end
-  return firstTicket(tickets, queue, member, maxWaiters, ticketTtl)
+  return firstTicket(tickets, queue, member, maxWaiters, ticketTtl, precedence)
 end
 
 -- A waiting member's retry: { outcome, members of its instance granted a slot... }. Free
 -- capacity goes to the oldest tickets first, this member's among them.
-local function poll (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead)
+local function poll (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead, precedence)
   clock()
   lease, maxWaiters, ticketTtl = tonumber(lease), tonumber(maxWaiters), tonumber(ticketTtl)
   if keepHolding(holders, member, lease) then return { 1 } end
   local reply = { 0 }
   if ticketTtl > 0 then
-    reply[1] = queueTicket(tickets, queue, member, maxWaiters, ticketTtl)
+    reply[1] = queueTicket(tickets, queue, member, maxWaiters, ticketTtl, tonumber(precedence))
     if reply[1] < 0 then return reply end
   end
   grantWaiting(holders, tickets, queue, member, lease, reply)
