@@ -109,6 +109,8 @@ export interface AcquireOptions {
   failFast?: boolean
   /** Priority class, 0 to 1000: waiters of a higher class are served first (see priorityStepMs). Default 0. */
   priority?: number
+  /** The units of `max` this request counts for, 1 to min(max, 1000) (a long-context request costs more). Default 1. */
+  weight?: number
 }
 
 export interface ResolvedOptions {
@@ -147,12 +149,20 @@ export interface CallSettings {
   fair: boolean
   failFast: boolean
   priority: number
+  weight: number
   errorFrame: StreamErrorFrame
 }
 
 const DAY_MS = 86_400_000
 /** Classes above this would put a place beyond what a double holds exactly (priority × a day in µs, plus the time). */
 const MAX_PRIORITY = 1000
+/** A weight is that many entries written in one command (and in one Lua unpack, which is bounded). */
+const MAX_WEIGHT = 1000
+
+/** A weight above the call's max could never be admitted: refused like any bad argument. */
+export function checkWeight (weight: number, max: number): void {
+  if (weight > max && max > 0) throw failCall('weight', mustBe(`at most max (${max})`, weight))
+}
 const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/
 
 export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({ initialMs: 100, multiplier: 1.5, maxMs: 2000, jitter: 0.2 })
@@ -166,7 +176,7 @@ const mustBe = (expected: string, got: unknown): string => `must be ${expected},
 const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs', 'protocol', 'failFast', 'maxRetryAfterSeconds', 'priorityStepMs'])
 // Options Fastify itself reads from every register() call; harmless here.
 const FASTIFY_REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
-const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair', 'protocol', 'failFast', 'priority'])
+const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair', 'protocol', 'failFast', 'priority', 'weight'])
 
 function integer (fail: Fail, name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
@@ -293,7 +303,7 @@ const failCall: Fail = (name, problem) => invalidArgument(`acquireSlot: option "
 /** Per-call options over the plugin's; validated before any store call. */
 export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): CallSettings {
   if (opts === undefined) {
-    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping, fair: plugin.fair, failFast: plugin.failFast, priority: 0, errorFrame: plugin.streamErrorFrame }
+    return { stream: false, maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters, ping: plugin.ping, fair: plugin.fair, failFast: plugin.failFast, priority: 0, weight: 1, errorFrame: plugin.streamErrorFrame }
   }
   const o = plainObject(failCall, '', opts, KNOWN_CALL_OPTIONS)
   // A protocol chosen for this call brings its own frames; the plugin's are the defaults.
@@ -305,6 +315,8 @@ export function resolveCallSettings (opts: unknown, plugin: ResolvedOptions): Ca
     fair: boolean(failCall, 'fair', o.fair, plugin.fair),
     failFast: boolean(failCall, 'failFast', o.failFast, plugin.failFast),
     priority: integer(failCall, 'priority', o.priority, 0, 0, MAX_PRIORITY),
+    // Checked against the call's max once that is known (see checkWeight).
+    weight: integer(failCall, 'weight', o.weight, 1, 1, MAX_WEIGHT),
     maxWaitMs: integer(failCall, 'maxWaitMs', o.maxWaitMs, plugin.maxWaitMs, 0, DAY_MS),
     maxWaiters: integer(failCall, 'maxWaiters', o.maxWaiters, plugin.maxWaiters, 0, 1_000_000),
     ping: resolvePing(failCall, 'ping', o.ping, basePing)

@@ -4,7 +4,7 @@
  * value or a function of the request. Checked when the route is registered.
  */
 import type { FastifyRequest, RouteOptions } from 'fastify'
-import { resolveCallSettings, type AcquireOptions, type ResolvedOptions } from './options'
+import { checkWeight, resolveCallSettings, type AcquireOptions, type ResolvedOptions } from './options'
 import type { ProtocolName } from './protocols'
 import { validateId, validateMax, validateType } from './subject'
 
@@ -21,9 +21,10 @@ export interface RouteSlot {
   protocol?: ProtocolName
   failFast?: boolean
   priority?: PerRequest<number>
+  weight?: PerRequest<number>
 }
 
-const FIELDS = new Set(['type', 'id', 'max', 'stream', 'maxWaitMs', 'maxWaiters', 'fair', 'protocol', 'failFast', 'priority'])
+const FIELDS = new Set(['type', 'id', 'max', 'stream', 'maxWaitMs', 'maxWaiters', 'fair', 'protocol', 'failFast', 'priority', 'weight'])
 
 function resolve<T> (value: PerRequest<T>, request: FastifyRequest): T {
   return typeof value === 'function' ? (value as (request: FastifyRequest) => T)(request) : value
@@ -31,6 +32,11 @@ function resolve<T> (value: PerRequest<T>, request: FastifyRequest): T {
 
 function routeError (route: RouteOptions, index: number | undefined, problem: string): TypeError {
   return new TypeError(`fastify-slots: route ${String(route.method)} ${route.url} config.slots${index === undefined ? '' : `[${index}]`} ${problem}`)
+}
+
+/** A field's value when it is not a function of the request (those are checked per request). */
+function staticValue (value: unknown): unknown {
+  return typeof value === 'function' ? undefined : value
 }
 
 /** A route slot as taken per request: its per-call options built once, at registration. */
@@ -49,17 +55,19 @@ function compile (slot: RouteSlot): CompiledRouteSlot {
   if (slot.fair !== undefined) options.fair = slot.fair
   if (slot.protocol !== undefined) options.protocol = slot.protocol
   if (slot.failFast !== undefined) options.failFast = slot.failFast
-  const { stream = false, priority } = slot
+  const { stream = false, priority, weight } = slot
   if (typeof priority === 'number') options.priority = priority
+  if (typeof weight === 'number') options.weight = weight
   return {
     type: slot.type,
     id: slot.id,
     max: slot.max,
     // Per-request fields make the options per request; otherwise one object serves every request.
-    options: typeof stream === 'function' || typeof priority === 'function'
+    options: typeof stream === 'function' || typeof priority === 'function' || typeof weight === 'function'
       ? request => {
         const built: AcquireOptions = { ...options, stream: resolve(stream, request) }
         if (priority !== undefined) built.priority = resolve(priority, request)
+        if (weight !== undefined) built.weight = resolve(weight, request)
         return built
       }
       : { ...options, stream }
@@ -86,7 +94,8 @@ export function routeSlots (route: RouteOptions, plugin: ResolvedOptions): Compi
       if (typeof s.id !== 'function') validateId(s.id)
       if (typeof s.max !== 'function') validateMax(s.max)
       const { maxWaitMs, maxWaiters, fair, protocol, failFast } = s
-      resolveCallSettings({ maxWaitMs, maxWaiters, fair, protocol, failFast, priority: typeof s.priority === 'function' ? undefined : s.priority }, plugin)
+      const settings = resolveCallSettings({ maxWaitMs, maxWaiters, fair, protocol, failFast, priority: staticValue(s.priority), weight: staticValue(s.weight) }, plugin)
+      if (typeof s.max === 'number') checkWeight(settings.weight, s.max)
     } catch (err) {
       throw routeError(route, index, (err as Error).message.replace(/^acquireSlot: /, ''))
     }

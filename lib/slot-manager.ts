@@ -11,7 +11,7 @@ import { SlotError, type RejectionCode } from './errors'
 import { SlotEvents } from './events'
 import { HoldTimes } from './hold-times'
 import { LeaseKeeper } from './lease-keeper'
-import { resolveCallSettings, type CallSettings, type ResolvedOptions } from './options'
+import { checkWeight, resolveCallSettings, type CallSettings, type ResolvedOptions } from './options'
 import { HeldSlot, type Slot } from './slot'
 import type { SlotOwner } from './slot-owner'
 import { storeCall, storeUnavailable } from './store-call'
@@ -73,6 +73,7 @@ export class SlotManager {
     const subject = toSubject(type, id)
     const limit = validateMax(max)
     const settings = opts === undefined ? this.defaultSettings : resolveCallSettings(opts, this.options)
+    checkWeight(settings.weight, limit)
     if (settings.stream && owner.keepAlive === undefined) {
       throw new SlotError('SLOT_INVALID_ARGUMENT', 'acquireSlot: option "stream" needs a request to stream to')
     }
@@ -82,7 +83,7 @@ export class SlotManager {
 
     const acquisition = this.waits.register(subject, owner, settings, {
       tag: subject.tag,
-      member: memberName(this.instanceId, ++this.counter, limit, this.options.claimMs, settings.priority),
+      member: memberName(this.instanceId, ++this.counter, limit, this.options.claimMs, settings.priority, settings.weight),
       max: limit,
       leaseMs: this.options.leaseMs,
       maxWaiters: settings.maxWaiters,
@@ -90,9 +91,10 @@ export class SlotManager {
       fair: settings.fair,
       // Without fair mode, this process's earlier waiters of its class or higher still go
       // first: no barging locally.
-      ahead: settings.fair ? 0 : this.waits.waitingFor(subject.tag, settings.priority),
+      ahead: settings.fair ? 0 : this.waits.unitsWaitingFor(subject.tag, settings.priority),
       priority: settings.priority,
-      priorityStepMs: this.options.priorityStepMs
+      priorityStepMs: this.options.priorityStepMs,
+      weight: settings.weight
     }, started)
     this.firstTry(acquisition).catch(() => {})
     try {

@@ -61,12 +61,11 @@ export class SubjectQueue {
     return this.entries.length
   }
 
-  /** Waiters of this priority class or higher. */
-  countFrom (priority: number): number {
-    if (priority === 0) return this.entries.length
-    let count = 0
-    for (const entry of this.entries) if ((entry.args.priority ?? 0) >= priority) count++
-    return count
+  /** The units of the waiters of this priority class or higher. */
+  unitsFrom (priority: number): number {
+    let units = 0
+    for (const { args } of this.entries) if ((args.priority ?? 0) >= priority) units += args.weight ?? 1
+    return units
   }
 
   /** Queues an acquisition whose first try found the subject full; starts polling if it is the first. */

@@ -68,9 +68,9 @@ export class WaitRegistry {
     }
   }
 
-  /** Local waiters of the subject ahead of a newcomer of this class (default mode: no barging here). */
-  waitingFor (tag: string, priority: number): number {
-    return this.queues.get(tag)?.countFrom(priority) ?? 0
+  /** The units of the subject's local waiters ahead of a newcomer of this class (default mode: no barging here). */
+  unitsWaitingFor (tag: string, priority: number): number {
+    return this.queues.get(tag)?.unitsFrom(priority) ?? 0
   }
 
   /** Capacity of the subject may be free: its local head polls now. */

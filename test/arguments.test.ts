@@ -164,6 +164,9 @@ const BAD_CALLS: BadCall[] = [
   { name: 'opts.priority -1', args: ['user', 1, 1, { priority: -1 }], message: /option "priority" must be an integer from 0 to 1000, got -1/ },
   { name: 'opts.priority 1001', args: ['user', 1, 1, { priority: 1001 }], message: /option "priority" must be an integer from 0 to 1000, got 1001/ },
   { name: "opts.priority '2'", args: ['user', 1, 1, { priority: '2' }], message: /option "priority" must be an integer .*got "2"/ },
+  { name: 'opts.weight 0', args: ['user', 1, 3, { weight: 0 }], message: /option "weight" must be an integer from 1 to 1000, got 0/ },
+  { name: 'opts.weight 1.5', args: ['user', 1, 3, { weight: 1.5 }], message: /option "weight" must be an integer .*got 1\.5/ },
+  { name: 'opts.weight above max', args: ['user', 1, 3, { weight: 4 }], message: /option "weight" must be at most max \(3\), got 4/ },
   { name: 'opts plugin-only key priorityStepMs', args: ['user', 1, 1, { priorityStepMs: 5 }], message: /option "priorityStepMs" is not an option/ },
   { name: 'opts plugin-only key maxRetryAfterSeconds', args: ['user', 1, 1, { maxRetryAfterSeconds: 5 }], message: /option "maxRetryAfterSeconds" is not an option/ },
   // validation happens before the max-0 bypass, and in argument order

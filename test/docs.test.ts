@@ -27,6 +27,7 @@ import * as prometheus from '../docs/examples/prometheus'
 import * as redisClients from '../docs/examples/redis-clients'
 import * as honestWaiting from '../docs/examples/honest-waiting'
 import * as priorities from '../docs/examples/priorities'
+import * as weights from '../docs/examples/weights'
 
 type Test = tap.Test
 
@@ -312,6 +313,25 @@ for (const store of STORES) {
     t.same((await app.inject('/queue')).json(), { 0: 2, 1: 1 })
     await Promise.all(requests)
     t.same(done.slice(2), ['pro1', 'free1', 'free2'], 'the pro request went first, then the free ones in order')
+    await finish()
+  })
+
+  t.test(`weights.ts: a long-context request counts its units; held counts units (${store})`, async t => {
+    const { redisUrl, prefix } = await storeFor(t, store, 'weights')
+    const app = await weights.buildApp(redisUrl === undefined ? {} : { redis: client(t, redisUrl), prefix })
+    const finish = closing(t, app, redisUrl === undefined ? undefined : { url: redisUrl, prefix })
+    t.same([1000, 32_000, 32_001, 128_000, 1_000_000].map(weights.weightOf), [1, 1, 2, 4, 8])
+    const post = (contextTokens: number): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url: '/v1/messages', payload: { contextTokens } })
+    const long = post(128_000)
+    const short = post(1000)
+    await eventually(async () => (await app.inject('/account')).json().held === 5)
+    // 5 of 8 units held: a 4-unit request waits; the units it needs free with the long one.
+    const second = post(100_000)
+    await eventually(async () => (await app.inject('/account')).json().waiting === 1)
+    t.same([(await long).json().weight, (await short).json().weight], [4, 1])
+    const res = await second
+    t.equal(res.json().weight, 4)
+    t.ok(res.json().waitedMs >= 20, `it waited for the units (${String(res.json().waitedMs)} ms)`)
     await finish()
   })
 

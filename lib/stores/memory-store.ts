@@ -4,7 +4,7 @@
  */
 import { ChurnMap } from '../churn-map'
 import {
-  AcquireOutcome, parseMember, precedenceUs, ReleaseOutcome, type GrantListener, type GrantSubscription, type MemberRef,
+  AcquireOutcome, parseMember, precedenceUs, ReleaseOutcome, unitEntries, weightOf, type GrantListener, type GrantSubscription, type MemberRef,
   type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireAnswer, type TryAcquireArgs
 } from './store'
 
@@ -42,11 +42,32 @@ function purge (entries: Entries<Entry>, now: number): void {
   }
 }
 
+/**
+ * Holds a slot of `weight` units, as the Redis store does: one entry per unit, all sharing
+ * one Entry, so they are renewed and lapse together and `holders.size` counts units.
+ */
+function holdUnits (holders: Entries, member: string, weight: number, entry: Entry): void {
+  if (weight === 1) holders.set(member, entry)
+  else for (const unit of unitEntries(member, weight)) holders.set(unit, entry)
+}
+
+function dropUnits (holders: Entries, member: string, weight: number): void {
+  if (weight === 1) holders.delete(member)
+  else for (const unit of unitEntries(member, weight)) holders.delete(unit)
+}
+
 /** Tickets placed before `order`. */
 function countBefore (tickets: Entries<Ticket>, order: number): number {
   let ahead = 0
   for (const ticket of tickets.values()) if (ticket.order < order) ahead++
   return ahead
+}
+
+/** The units of the tickets placed before `order`. */
+function unitsBefore (tickets: Entries<Ticket>, order: number): number {
+  let units = 0
+  for (const [member, ticket] of tickets) if (ticket.order < order) units += weightOf(member)
+  return units
 }
 
 /** The tickets in grant order: insertion order, unless a class above 0 placed one earlier. */
@@ -75,15 +96,17 @@ export class MemoryStore implements SlotStore {
     const state = this.state(tag, now)
     const precedence = precedenceUs(priority, priorityStepMs)
     try {
-      // Fair: every ticket placed before where it would queue is ahead (in class 0, all of them).
-      const before = fair ? (precedence === 0 ? state.tickets.size : countBefore(state.tickets, now * 1000 - precedence)) : ahead
-      // A member that already holds (a resent try) is counted in size.
+      // Fair: the units of every ticket placed before where it would queue are ahead (in
+      // class 0, all of them: one taken this same millisecond too).
+      const before = fair ? unitsBefore(state.tickets, precedence === 0 ? Infinity : now * 1000 - precedence) : ahead
+      // A member that already holds (a resent try) is counted in size, with every unit.
       const held = state.holders.size
-      if (held + before < max) {
+      const weight = weightOf(member)
+      if (held + before + weight <= max) {
         const holding = state.holders.has(member)
-        if (!holding) state.holders.set(member, { expiry: now + leaseMs, since: now })
+        if (!holding) holdUnits(state.holders, member, weight, { expiry: now + leaseMs, since: now })
         else this.keepHolding(state, member, now, leaseMs)
-        return (holding ? held : held + 1) + before < max ? AcquireOutcome.AcquiredWithRoom : AcquireOutcome.Acquired
+        return (holding ? held : held + weight) + before < max ? AcquireOutcome.AcquiredWithRoom : AcquireOutcome.Acquired
       }
       if (this.keepHolding(state, member, now, leaseMs)) return AcquireOutcome.Acquired
       if (ticketTtlMs <= 0) return AcquireOutcome.Full
@@ -196,7 +219,7 @@ export class MemoryStore implements SlotStore {
     const now = this.now()
     if (leaveQueue) state.tickets.delete(member)
     const expiry = state.holders.get(member)?.expiry
-    state.holders.delete(member)
+    dropUnits(state.holders, member, weightOf(member))
     if (state.tickets.size > 0) this.announce(tag, this.grantWaiting(state, now, parseMember(member).instance, leaseMs, member))
     this.forgetIfEmpty(tag, state)
     if (expiry === undefined) return ReleaseOutcome.Gone
@@ -213,12 +236,13 @@ export class MemoryStore implements SlotStore {
     purge(state.tickets, now)
     const granted: Array<[string, boolean]> = []
     for (const waiter of inGrantOrder(state.tickets)) {
-      const { instance: owner, max, claimMs } = parseMember(waiter)
-      // A member that already holds, or is leaving, has a stale ticket: it only loses it.
-      if (max > 0 && waiter !== leaving && !state.holders.has(waiter)) {
-        if (state.holders.size >= max) break
+      const { instance: owner, max, claimMs, weight } = parseMember(waiter)
+      // A member that already holds, or is leaving, has a stale ticket: it only loses it (as
+      // does a malformed one: no max, or heavier than it).
+      if (max >= weight && waiter !== leaving && !state.holders.has(waiter)) {
+        if (state.holders.size + weight > max) break
         const claimed = owner !== instance || leaseMs <= 0
-        state.holders.set(waiter, { expiry: now + (claimed ? claimMs : leaseMs), since: now })
+        holdUnits(state.holders, waiter, weight, { expiry: now + (claimed ? claimMs : leaseMs), since: now })
         granted.push([waiter, claimed])
       }
       state.tickets.delete(waiter)
@@ -238,7 +262,8 @@ export class MemoryStore implements SlotStore {
       const entry = state?.[structure].get(member)
       if (state === undefined || entry === undefined) return false
       if (entry.expiry <= now) {
-        state[structure].delete(member)
+        if (structure === 'holders') dropUnits(state.holders, member, weightOf(member))
+        else state.tickets.delete(member)
         this.forgetIfEmpty(tag, state)
         return false
       }

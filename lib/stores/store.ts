@@ -73,7 +73,7 @@ export interface TryAcquireArgs extends MemberRef {
   ticketTtlMs: number
   /** Fair mode: every live ticket in the queue is ahead of a newcomer. Default false. */
   fair?: boolean
-  /** Without fair mode: slots to leave for waiters ahead of it in its own process. Default 0. */
+  /** Without fair mode: units to leave for waiters ahead of it in its own process. Default 0. */
   ahead?: number
   /**
    * Its priority class (also carried in its name): a ticket of class p is queued as if it had
@@ -83,6 +83,8 @@ export interface TryAcquireArgs extends MemberRef {
   priority?: number
   /** See priority. Default 86 400 000 (a day: longer than any wait, so classes are strict). */
   priorityStepMs?: number
+  /** The units of `max` it counts for (also carried in its name, for grants). Default 1. */
+  weight?: number
 }
 
 export interface ReleaseArgs extends MemberRef {
@@ -118,23 +120,51 @@ export interface MemberInfo {
   claimMs: number
   /** Its priority class (0 when the name carries none). */
   priority: number
+  /** The units of max it counts for (1 when the name carries none). */
+  weight: number
 }
 
 /**
- * `<instance id>:<counter>[.<priority>]:<max>:<claimMs>`. The name carries everything a grant
- * needs, so a store can hand a slot to a ticket without looking anything else up, on any
- * shard. A class above 0 rides in the counter's field, which earlier versions never read.
+ * `<instance id>:<counter>[.p<priority>][.w<weight>]:<max>:<claimMs>`. The name carries
+ * everything a grant needs, so a store can hand a slot to a ticket without looking anything
+ * else up, on any shard. A class above 0 and a weight above 1 ride in the counter's field,
+ * which earlier versions never read.
  */
-export function memberName (instance: string, counter: number, max: number, claimMs: number, priority = 0): string {
-  return `${instance}:${counter.toString(36)}${priority === 0 ? '' : `.${priority}`}:${max}:${claimMs}`
+export function memberName (instance: string, counter: number, max: number, claimMs: number, priority = 0, weight = 1): string {
+  return `${instance}:${counter.toString(36)}${priority === 0 ? '' : `.p${priority}`}${weight === 1 ? '' : `.w${weight}`}:${max}:${claimMs}`
 }
 
-const MEMBER_PATTERN = /^([^:]*):[^:.]*(?:\.(\d+))?:(\d+):(\d+)$/
+const MEMBER_PATTERN = /^([^:]*):([^:]*):(\d+):(\d+)$/
+const PRIORITY_PATTERN = /\.p(\d+)/
+const WEIGHT_PATTERN = /\.w(\d+)/
 
 export function parseMember (member: string): MemberInfo {
   const match = MEMBER_PATTERN.exec(member)
-  if (match === null) return { instance: '', max: 0, claimMs: 0, priority: 0 }
-  return { instance: match[1], max: Number(match[3]), claimMs: Number(match[4]), priority: match[2] === undefined ? 0 : Number(match[2]) }
+  if (match === null) return { instance: '', max: 0, claimMs: 0, priority: 0, weight: 1 }
+  const counter = match[2]
+  return {
+    instance: match[1],
+    max: Number(match[3]),
+    claimMs: Number(match[4]),
+    priority: Number(PRIORITY_PATTERN.exec(counter)?.[1] ?? 0),
+    weight: Number(WEIGHT_PATTERN.exec(counter)?.[1] ?? 1)
+  }
+}
+
+/** The weight a member name carries (1 when none): what parseMember reads, without parsing the rest. */
+export function weightOf (member: string): number {
+  return member.includes('.w') ? parseMember(member).weight : 1
+}
+
+/**
+ * The holders' entries of a member of weight k: itself, then `<member>#2` to `<member>#k`.
+ * One entry per unit keeps the count of units held a ZCARD (and lapsed units a range purge),
+ * and an entry of weight 1 is the member alone.
+ */
+export function unitEntries (member: string, weight: number): string[] {
+  const entries = [member]
+  for (let unit = 2; unit <= weight; unit++) entries.push(`${member}#${unit}`)
+  return entries
 }
 
 /** The default priorityStepMs: longer than any wait (maxWaitMs is at most a day), so classes are strict. */

@@ -45,7 +45,7 @@ const counters = new Map<string, number>()
  * The member name of the short name `name` ('<instance>:<name>' or just '<name>', instance
  * 't') with its own `max` and claim: the same arguments always give the same member.
  */
-export function m (name: string, max = 1, claimMs = DEFAULT_CLAIM_MS, priority = 0): string {
+export function m (name: string, max = 1, claimMs = DEFAULT_CLAIM_MS, priority = 0, weight = 1): string {
   const colon = name.indexOf(':')
   const instance = colon < 0 ? 't' : name.slice(0, colon)
   const key = `${name}/${max}/${claimMs}`
@@ -54,7 +54,12 @@ export function m (name: string, max = 1, claimMs = DEFAULT_CLAIM_MS, priority =
     counter = counters.size + 1
     counters.set(key, counter)
   }
-  return memberName(instance, counter, max, claimMs, priority)
+  return memberName(instance, counter, max, claimMs, priority, weight)
+}
+
+/** The member `name` of weight `weight` (and its own max). */
+function mw (name: string, max: number, weight: number): string {
+  return m(name, max, DEFAULT_CLAIM_MS, 0, weight)
 }
 
 /** Both acquired outcomes as one (whether room is left is tested on its own). */
@@ -389,6 +394,56 @@ export function contract (t: Test, backend: Factory): void {
     // h1's lease lapsed with no grant pass: one slot is free, and w0 waits for it.
     t.equal(await store.tryAcquire(args(tag, 'n0', { max: 2, fair: true, ticketTtlMs: 0 })), Full, 'class 0: w0 is ahead')
     t.ok(isAcquired(await store.tryAcquire(args(tag, 'n1', { max: 2, fair: true, priority: 1 }))), 'class 1: nobody is ahead')
+  })
+
+  t.test('weights: a member counts its weight toward max, in usage too; every unit renews, lapses and goes back with it', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    const heavy = (name: string, weight: number, more: ArgOverrides = {}): TryAcquireArgs => ({ ...args(tag, name, { max: 4, ...more }), member: mw(name, 4, weight) })
+    t.equal(await store.tryAcquire(heavy('h3', 3, { leaseMs: 200 })), AcquiredWithRoom, '3 of 4 units')
+    t.same(await load(store as SlotStore, tag), { held: 3, waiting: 0 }, 'usage counts units')
+    // A resend finds its own units counted: it keeps them (and does not tell whether room is left).
+    t.equal(held(await store.tryAcquire(heavy('h3', 3, { leaseMs: 200 }))), Acquired, 'resent: still held')
+    t.same(await load(store as SlotStore, tag), { held: 3, waiting: 0 }, 'no unit taken twice')
+    t.equal(await store.tryAcquire(heavy('w2', 2, { ticketTtlMs: 0 })), Full, '3 + 2 > 4')
+    t.equal(await store.tryAcquire(heavy('one', 1)), Acquired, '3 + 1 = 4: now full')
+    t.same(await store.renew([{ tag, member: mw('h3', 4, 3) }], 300), [true])
+    await sleep(250)
+    t.ok(await isFull(store, tag, 4), 'the renewal kept all three units past the first lease')
+    await sleep(150)
+    t.same(await load(store as SlotStore, tag), { held: 1, waiting: 0 }, 'then all three lapsed together')
+    t.equal(await store.tryAcquire(heavy('h3b', 3)), Acquired, 'and are free again')
+    t.equal(await store.release({ tag, member: mw('h3b', 4, 3) }), Released)
+    t.same(await load(store as SlotStore, tag), { held: 1, waiting: 0 }, 'a release gives back every unit')
+  })
+
+  t.test('weights: grants admit the head only when its weight fits; nobody behind it is granted before it', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    const heavy = (name: string, weight: number, more: ArgOverrides = {}): TryAcquireArgs => ({ ...args(tag, name, { max: 3, ...more }), member: mw(name, 3, weight) })
+    t.equal(await store.tryAcquire(heavy('h1', 1)), AcquiredWithRoom)
+    t.equal(await store.tryAcquire(heavy('h2', 1)), AcquiredWithRoom)
+    t.equal(await store.tryAcquire(heavy('w2', 2, { fair: true })), Full, 'two units wanted, one free')
+    t.equal(await store.tryAcquire(heavy('w1', 1, { fair: true })), Full, 'fair: one free unit, but w2 is ahead')
+    t.equal(await store.poll(heavy('w1', 1)), Full, 'a grant pass does not skip the head for the one that fits')
+    t.equal(await store.release({ tag, member: mw('h1', 3, 1) }), Released)
+    t.equal(await store.poll(heavy('w1', 1)), Full, 'two free: the head takes both')
+    t.same(await store.renew([{ tag, member: mw('w2', 3, 2) }], 10_000), [true], 'w2 holds')
+    t.same(await load(store as SlotStore, tag), { held: 3, waiting: 1 })
+    t.equal(await store.release({ tag, member: mw('h2', 3, 1) }), Released)
+    t.equal(await store.poll(heavy('w1', 1)), Acquired, 'then w1')
+  })
+
+  t.test('weights, fair mode: a light newcomer counts the units of the tickets ahead, not how many they are', async t => {
+    const { store } = await factory(t)
+    const tag = newTag()
+    const heavy = (name: string, weight: number, more: ArgOverrides = {}): TryAcquireArgs => ({ ...args(tag, name, { max: 4, ...more }), member: mw(name, 4, weight) })
+    t.ok(isAcquired(await store.tryAcquire(heavy('h1', 1))))
+    t.ok(isAcquired(await store.tryAcquire(heavy('h2', 1))))
+    t.equal(await store.tryAcquire(heavy('w3', 3, { fair: true })), Full)
+    t.equal(await store.tryAcquire(heavy('n1', 1, { fair: true, ticketTtlMs: 0 })), Full, 'two units free, but the three of w3 are ahead')
+    t.equal(await store.tryAcquire(heavy('b1', 1, { ahead: 3 })), Full, 'without fair: the units its own process leaves for earlier waiters')
+    t.ok(isAcquired(await store.tryAcquire(heavy('b2', 1, { ahead: 1 }))), 'with one unit ahead, one is left for it')
   })
 
   t.test('the wait queue is bounded by maxWaiters', async t => {

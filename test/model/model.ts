@@ -5,7 +5,8 @@
  * Redis: four apps on one Redis (P1, P2 in this process; C1, C2 child processes), P1 and C1
  * through a FlakyProxy. Memory: three apps in this process sharing ONE MemoryStore. Apps use
  * different leaseMs, storeTimeoutMs, backoff, maxWaiters and fair; callers use mixed `max` on
- * the same subject, priority classes 1 to 3 on 30 % of calls and failFast on 20 %. Client loops (each with its own PRNG derived from the seed, so each loop's
+ * the same subject, priority classes 1 to 3 on 30 % of calls, weights 2 to max on 25 % and
+ * failFast on 20 %; invariant (a) counts units. Client loops (each with its own PRNG derived from the seed, so each loop's
  * sequence of operations replays exactly) send: acquire + hold + release (HTTP), client
  * aborts (the HTTP request destroyed at a random time), `fastify.slots.acquire` with an
  * AbortSignal aborted at a random time (also synchronously, and on setImmediate while the
@@ -15,7 +16,7 @@
  *
  * Invariants:
  *  (a) whenever a handler starts running with a slot, for every limit m among the handlers of
- *      that subject running, at most m of those with a max <= m run (the last admitted of them
+ *      that subject running, those with a max <= m weigh at most m units (the last admitted of them
  *      found the others holding: the admission rule seen from outside, sound whatever order
  *      the handlers record their starts in; records: test/fixtures/model-app.ts; a killed or
  *      closing app's holders stop counting at that moment);
@@ -313,12 +314,13 @@ async function model (o: ModelOptions, report: (r: Report) => void, count: (key:
       const pause = between(0, 60)
       const ff = rng() < 0.2 ? '&ff=1' : ''
       const pr = rng() < 0.3 ? `&pr=${between(1, 3)}` : ''
+      const wt = rng() < 0.25 && max > 1 ? `&wt=${between(2, max)}` : ''
       const h = handles.find(x => x.role === roles[appIndex] && x.up) ?? handles.find(x => x.up)
       if (h === undefined) {
         await sleep(20)
         continue
       }
-      const query = `s=${tag}&max=${max}&hold=${hold}&wait=${wait}${fair}${mw}${ff}${pr}`
+      const query = `s=${tag}&max=${max}&hold=${hold}&wait=${wait}${fair}${mw}${ff}${pr}${wt}`
       const margin = marginOf(h.role)
       let kind: string
       let path: string

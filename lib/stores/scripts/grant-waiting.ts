@@ -2,8 +2,9 @@
  * Lua `grantWaiting(holders, tickets, queue, caller, lease, reply, leaving)`: hands free
  * capacity to the oldest live tickets, inside the atomic step that freed it (a release) or looked for it
  * (a poll), so a waiter never has to race for a slot. Each ticket is admitted only while the
- * live holders are fewer than its OWN max (carried in its name), and the pass stops at the
- * first live ticket that does not fit: nobody overtakes a waiter. `leaving`, when given, is the
+ * units held plus its weight fit in its OWN max (both carried in its name), and the pass
+ * stops at the first live ticket that does not fit: nobody overtakes a waiter, a heavy one
+ * included (the ones behind it wait until enough units free at once). `leaving`, when given, is the
  * member that just released: a stale ticket of its own is dropped, never granted back to it.
  * A grant to a member of the caller's instance (alive, since it is asking) gets `lease` and is
  * appended to `reply`; any other grant gets the ticket's own claim and is published on its
@@ -55,24 +56,26 @@ local function grantWaiting (holders, tickets, queue, caller, lease, reply, leav
   local longest = 0
   for _, waiter in ipairs(waiting) do
     local owner, max, claim = parseMember(waiter)
+    local weight = weightOf(waiter)
     local live = complete or tonumber(redis.call('ZSCORE', tickets, waiter) or 0) > now
-    if live and max > 0 and waiter ~= leaving then
-      if held >= max then break end
+    if live and max >= weight and waiter ~= leaving then
+      if held + weight > max then break end
       local own = owner == instance and lease > 0
       local ttl = own and lease or claim
       -- NX: a member that already holds has a stale ticket (a resent first try that queued,
       -- then found room); it only loses the ticket.
-      if redis.call('ZADD', holders, 'NX', now + ttl, waiter) == 1 then
+      if holdUnits(holders, now + ttl, waiter, weight, 'NX') > 0 then
         if own then
           reply[#reply + 1] = waiter
         else
           notifyGrant(owner, waiter, holders)
         end
         if ttl > longest then longest = ttl end
-        held = held + 1
+        held = held + weight
       end
     end
-    -- Granted, or a lapsed, malformed or leaving ticket, or a holder's stale one: it leaves the queue.
+    -- Granted, or a lapsed, malformed (no max, or heavier than it) or leaving ticket, or a
+    -- holder's stale one: it leaves the queue.
     done[#done + 1] = waiter
   end
   if #done > 0 then

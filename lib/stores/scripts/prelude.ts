@@ -64,8 +64,43 @@ local function exact (score)
   return string.format('%.17g', score)
 end
 
--- A class above 0 rides in the counter's field: '<instance>:<counter>.<priority>:<max>:<claimMs>'.
+-- A class above 0 and a weight above 1 ride in the counter's field:
+-- '<instance>:<counter>[.p<class>][.w<weight>]:<max>:<claimMs>'.
+-- (A plain find first: most members carry neither, and a release should not pay a pattern.)
 local function priorityOf (member)
-  return tonumber(string.match(member, '^[^:]*:[^:.]*%.(%d+):%d+:%d+$') or 0)
+  if not string.find(member, '.p', 1, true) then return 0 end
+  return tonumber(string.match(member, '^[^:]*:[^:]-%.p(%d+)') or 0)
+end
+
+local function weightOf (member)
+  if not string.find(member, '.w', 1, true) then return 1 end
+  return tonumber(string.match(member, '^[^:]*:[^:]-%.w(%d+)') or 1)
+end
+
+-- A member of weight k holds k entries in holders: itself, then '<member>#2' to '<member>#k',
+-- so the units held are a ZCARD and lapsed units go with a range purge. These write or remove
+-- all of them at once.
+local function unitArgs (member, weight, score)
+  local args = {}
+  for unit = 1, weight do
+    if score then args[#args + 1] = score end
+    args[#args + 1] = unit == 1 and member or (member .. '#' .. unit)
+  end
+  return args
+end
+
+local function holdUnits (key, expiry, member, weight, flag)
+  if weight == 1 then
+    if flag then return redis.call('ZADD', key, flag, expiry, member) end
+    return redis.call('ZADD', key, expiry, member)
+  end
+  if flag then return redis.call('ZADD', key, flag, unpack(unitArgs(member, weight, expiry))) end
+  return redis.call('ZADD', key, unpack(unitArgs(member, weight, expiry)))
+end
+
+-- Removes every unit entry of a member of this weight (one ZREM); answers how many there were.
+local function releaseUnits (key, member, weight)
+  if weight == 1 then return zrem(key, member) end
+  return zrem(key, unpack(unitArgs(member, weight)))
 end
 `

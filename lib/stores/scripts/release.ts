@@ -17,14 +17,15 @@
 export const RELEASE = `
 local function release (holders, tickets, queue, member, lease, check)
   local reply = { -1 }
+  local weight = weightOf(member)
   if check == '1' then
     local expiry = redis.call('ZSCORE', holders, member)
     if expiry then
       clock()
-      zrem(holders, member)
+      releaseUnits(holders, member, weight)
       reply[1] = tonumber(expiry) > now and 1 or 0
     end
-  elseif zrem(holders, member) == 1 then
+  elseif releaseUnits(holders, member, weight) > 0 then
     reply[1] = 1
   end
   grantWaiting(holders, tickets, queue, member, tonumber(lease), reply, member)

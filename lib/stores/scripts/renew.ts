@@ -1,6 +1,6 @@
 /**
  * Lua `renew(holders, tickets, queue, member, ttl)`: extends a live slot (a lease, or a
- * granted slot's claim) and returns 1; returns 0 when it is gone or already expired, so a
+ * granted slot's claim; every unit of a weighted one) and returns 1; returns 0 when it is gone or already expired, so a
  * process that was paused past its lease learns the slot is lost instead of silently
  * re-taking it (and over-admitting).
  * `refreshTicket(...)`, same arguments, does the same for a ticket and keeps the arrival order
@@ -9,28 +9,31 @@
  * `countLive(holders, tickets, queue, step)`: the live entries of each by Redis time, without
  * writing; what a scheduler reads to pick the least loaded subject. Returns { held, waiting,
  * oldest waiter's wait in ms (0: nobody waits; -1: unknown), then class, count pairs of the
- * waiters above class 0, or -1 when there are too many to count }; `step` is priorityStepMs, to tell a ticket's arrival from its place.
+ * waiters above class 0, or -1 when there are too many to count }; `step` is priorityStepMs,
+ * to tell a ticket's arrival from its place.
  */
 export const RENEW = `
-local function extend (key, member, ttl)
+-- Extends a live entry (every unit of a slot of weight k: they lapse together); a lapsed one
+-- is removed.
+local function extend (key, member, ttl, weight)
   local expiry = redis.call('ZSCORE', key, member)
   clock()
   if not expiry or tonumber(expiry) <= now then
-    if expiry then zrem(key, member) end
+    if expiry then releaseUnits(key, member, weight) end
     return 0
   end
-  redis.call('ZADD', key, 'XX', now + ttl, member)
+  holdUnits(key, now + ttl, member, weight, 'XX')
   keepAlive(key, ttl)
   return 1
 end
 
 local function renew (holders, tickets, queue, member, ttl)
-  return extend(holders, member, tonumber(ttl))
+  return extend(holders, member, tonumber(ttl), weightOf(member))
 end
 
 local function refreshTicket (holders, tickets, queue, member, ttl)
   ttl = tonumber(ttl)
-  if extend(tickets, member, ttl) == 1 then
+  if extend(tickets, member, ttl, 1) == 1 then
     keepAlive(queue, ttl)
     return 1
   end

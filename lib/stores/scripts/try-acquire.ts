@@ -13,11 +13,11 @@
  * already holds, and its release removes it.
  */
 export const TRY_ACQUIRE = `
--- The member's live slot, if it has one, gets a full lease: true; else false.
+-- The member's live slot, if it has one, gets a full lease (every unit of it): true; else false.
 local function keepHolding (holders, member, lease)
   local expiry = redis.call('ZSCORE', holders, member)
   if not expiry or tonumber(expiry) <= now then return false end
-  redis.call('ZADD', holders, now + lease, member)
+  holdUnits(holders, now + lease, member, weightOf(member))
   keepAlive(holders, lease)
   return true
 end
@@ -38,12 +38,18 @@ local function nextOrder (queue, precedence)
   return arrival - precedence
 end
 
--- Live tickets a newcomer of this precedence would queue behind: all of them in class 0;
--- above it, the queue entries ordered before its place (lapsed ones not yet purged count too,
--- which can only make it wait).
-local function queuedAhead (tickets, queue, precedence)
-  if precedence == 0 then return redis.call('ZCOUNT', tickets, '(' .. now, '+inf') end
-  return redis.call('ZCOUNT', queue, '-inf', '(' .. exact(nowUs - precedence))
+-- The units of the tickets a fair newcomer of this precedence would queue behind: all live
+-- ones in class 0; above it, the queue entries placed before its place (lapsed ones not yet
+-- purged count too, which can only make it wait). Each ticket is at least one unit, so once
+-- there are max of them it cannot fit whatever they weigh: their weights are read only below.
+local function unitsAhead (tickets, queue, precedence, max)
+  local from, to, key = '(' .. now, '+inf', tickets
+  if precedence > 0 then from, to, key = '-inf', '(' .. exact(nowUs - precedence), queue end
+  local count = redis.call('ZCOUNT', key, from, to)
+  if count == 0 or count >= max then return count end
+  local units = 0
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', key, from, to)) do units = units + weightOf(member) end
+  return units
 end
 
 local function isLive (ticket)
@@ -102,29 +108,30 @@ local function firstTicket (tickets, queue, member, maxWaiters, ticketTtl, prece
   return { 0, redis.call('ZRANK', queue, member) }
 end
 
--- Takes a slot when holders + ahead < max; in fair mode every live ticket is ahead. Answers 2
--- when room is left after it, 1 when it made the subject full, else queues ({ 0, ahead } / -1)
--- or, without ticketTtl, answers 0.
+-- Takes a slot when the units held + ahead + its weight fit in max (ahead: units of earlier
+-- waiters of its own process, or in fair mode of every live ticket placed before it). Answers 2 when room is left after it, 1 when it made the
+-- subject full, else queues ({ 0, ahead } / -1) or, without ticketTtl, answers 0.
 local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead, precedence)
   clock()
   max, lease, maxWaiters, ticketTtl = tonumber(max), tonumber(lease), tonumber(maxWaiters), tonumber(ticketTtl)
   ahead, precedence = tonumber(ahead), tonumber(precedence)
-  if fair == '1' then ahead = queuedAhead(tickets, queue, precedence) end
+  if fair == '1' then ahead = unitsAhead(tickets, queue, precedence, max) end
+  local weight = weightOf(member)
   local held = redis.call('ZCARD', holders)
   -- Expired leases count until purged. Purging only when the answer is "full" or "now full"
   -- keeps the common path short and the room it reports exact.
-  if held + ahead + 1 >= max then held = held - purgeLapsed(holders) end
-  if held + ahead < max then
-    -- ZADD answers 0 for a member that already held (a resent try): it was counted in held.
-    held = held + redis.call('ZADD', holders, now + lease, member)
+  if held + ahead + weight >= max then held = held - purgeLapsed(holders) end
+  if held + ahead + weight <= max then
+    -- ZADD answers 0 for units already held (a resent try): they were counted in held.
+    held = held + holdUnits(holders, now + lease, member, weight)
     keepAlive(holders, lease)
     if held + ahead < max then return 2 end
     return 1
   end
   -- Full, so lapsed holders were purged above: an entry of this member is a live slot (a
-  -- resent try), kept with a full lease.
+  -- resent try, whose own units were counted in held), kept with a full lease.
   if redis.call('ZSCORE', holders, member) then
-    redis.call('ZADD', holders, now + lease, member)
+    holdUnits(holders, now + lease, member, weight)
     keepAlive(holders, lease)
     return 1
   end
