@@ -44,7 +44,7 @@ export interface CompiledRouteSlot {
   type: PerRequest<string>
   id: PerRequest<string | number>
   max: PerRequest<number>
-  /** The options of every request, or (a per-request `stream` or `priority`) a function building them. */
+  /** The options of every request, or (a per-request `stream`, `priority` or `weight`) a function building them. */
   options: AcquireOptions | ((request: FastifyRequest) => AcquireOptions)
 }
 

@@ -67,16 +67,17 @@ export class SlotsApi {
     const { signal, ...rest } = opts ?? {}
     const streamOnly = STREAM_ONLY_OPTIONS.find(name => Object.hasOwn(rest, name))
     if (streamOnly !== undefined) {
-      return Promise.reject(invalidArgument(`acquire: option "${streamOnly}" applies only to a request's stream (request.acquireSlot); fastify.slots.acquire takes maxWaitMs, maxWaiters, fair, failFast and signal`))
+      return Promise.reject(invalidArgument(`acquire: option "${streamOnly}" applies only to a request's stream (request.acquireSlot); fastify.slots.acquire takes maxWaitMs, maxWaiters, fair, failFast, priority, weight and signal`))
     }
     return withDetachedOwner(this.log, signal, owner => this.manager.acquire(owner, type, id, max, rest))
   }
 
   /**
-   * Live holders and waiters of many subjects of one type, and how long the oldest waiter has
-   * waited (`oldestWaitMs`, where the store reports it: both shipped stores do), read in one round trip per Redis
-   * shard (expired entries never count, by Redis time). Cached `usageCacheMs` in process, and
-   * concurrent identical reads share one store call.
+   * Live holders (in units) and waiters of many subjects of one type, with how long the oldest
+   * waiter has waited and the waiters by priority class where the store reports them (both
+   * shipped stores do), read in one round trip per Redis shard (expired entries never count,
+   * by Redis time). Cached `usageCacheMs` in process, and concurrent identical reads share one
+   * store call.
    */
   async usage (type: string, ids: ReadonlyArray<string | number>): Promise<SubjectUsage[]> {
     return await this.usageOf(type, ids, 'usage')

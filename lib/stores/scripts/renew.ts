@@ -1,8 +1,8 @@
 /**
  * Lua `renew(holders, tickets, queue, member, ttl)`: extends a live slot (a lease, or a
- * granted slot's claim; every unit of a weighted one) and returns 1; returns 0 when it is gone or already expired, so a
- * process that was paused past its lease learns the slot is lost instead of silently
- * re-taking it (and over-admitting).
+ * granted slot's claim; every unit of a weighted one) and returns 1; returns 0 when it is
+ * gone or already expired, so a process that was paused past its lease learns the slot is
+ * lost instead of silently re-taking it (and over-admitting).
  * `refreshTicket(...)`, same arguments, does the same for a ticket and keeps the arrival order
  * alive with it (a wait may outlast the queue key's first TTL); a ticket found lapsed leaves
  * the queue too, so no grant goes to it.

@@ -108,9 +108,10 @@ local function firstTicket (tickets, queue, member, maxWaiters, ticketTtl, prece
   return { 0, redis.call('ZRANK', queue, member) }
 end
 
--- Takes a slot when the units held + ahead + its weight fit in max (ahead: units of earlier
--- waiters of its own process, or in fair mode of every live ticket placed before it). Answers 2 when room is left after it, 1 when it made the
--- subject full, else queues ({ 0, ahead } / -1) or, without ticketTtl, answers 0.
+-- Takes a slot when the units held + ahead + its weight fit in max (ahead: the units of the
+-- earlier waiters of its own process, or in fair mode of every live ticket placed before it).
+-- Answers 2 when room is left after it, 1 when it made the subject full, else queues
+-- ({ 0, ahead } / -1) or, without ticketTtl, answers 0.
 local function tryAcquire (holders, tickets, queue, member, max, lease, maxWaiters, ticketTtl, fair, ahead, precedence)
   clock()
   max, lease, maxWaiters, ticketTtl = tonumber(max), tonumber(lease), tonumber(maxWaiters), tonumber(ticketTtl)
