@@ -72,7 +72,7 @@ export class Acquisition implements Abortable {
 
   /** maxWaitMs has passed (counted from the call). */
   get deadlinePassed (): boolean {
-    return Date.now() - this.started >= this.settings.maxWaitMs
+    return this.remainingMs <= 0
   }
 
   /**

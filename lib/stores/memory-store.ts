@@ -70,13 +70,17 @@ function unitsBefore (tickets: Entries<Ticket>, order: number): number {
   return units
 }
 
-/** The tickets in grant order: insertion order, unless a class above 0 placed one earlier. */
-function inGrantOrder (tickets: Entries<Ticket>): string[] {
-  const entries = [...tickets]
-  for (let i = 1; i < entries.length; i++) {
-    if (entries[i][1].order < entries[i - 1][1].order) return entries.sort((a, b) => a[1].order - b[1].order).map(([member]) => member)
+/**
+ * The tickets in grant order: insertion order (iterated in place, nothing copied), unless a
+ * class above 0 placed one earlier, and only then a sorted copy.
+ */
+function inGrantOrder (tickets: Entries<Ticket>): Iterable<string> {
+  let last = -Infinity
+  for (const ticket of tickets.values()) {
+    if (ticket.order < last) return [...tickets].sort((a, b) => a[1].order - b[1].order).map(([member]) => member)
+    last = ticket.order
   }
-  return entries.map(([member]) => member)
+  return tickets.keys()
 }
 
 export class MemoryStore implements SlotStore {
