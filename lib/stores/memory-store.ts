@@ -4,7 +4,7 @@
  */
 import { ChurnMap } from '../churn-map'
 import {
-  AcquireOutcome, parseMember, precedenceUs, ReleaseOutcome, unitEntries, weightOf, type GrantListener, type GrantSubscription, type MemberRef,
+  AcquireOutcome, parseMember, type AcquireSetArgs, type SetMemberArgs, precedenceUs, ReleaseOutcome, unitEntries, weightOf, type GrantListener, type GrantSubscription, type MemberRef,
   type ReleaseArgs, type SlotStore, type SubjectLoad, type TryAcquireAnswer, type TryAcquireArgs
 } from './store'
 
@@ -14,9 +14,19 @@ interface Entry {
   since: number
 }
 
-/** A ticket also has its place: its arrival (µs, unique) less its class's precedence, as in the Redis queue. */
+/**
+ * A ticket also has its place: its arrival (µs, unique) less its class's precedence, as in the
+ * Redis queue. A set's ticket is parked (out of line, as out of the Redis queue) where it fits.
+ */
 interface Ticket extends Entry {
   order: number
+  parked?: boolean
+}
+
+/** What a grant pass did: the members it granted (or, a set's, told to retry), and whether `mine` fits. */
+interface Pass {
+  granted: Array<[string, boolean]>
+  fits: boolean
 }
 
 /**
@@ -127,7 +137,7 @@ export class MemoryStore implements SlotStore {
     try {
       if (this.keepHolding(state, member, now, leaseMs)) return AcquireOutcome.Acquired
       if (ticketTtlMs > 0 && this.queueTicket(state, member, now, maxWaiters, ticketTtlMs, precedenceUs(priority, priorityStepMs)) < 0) return AcquireOutcome.QueueFull
-      const granted = this.grantWaiting(state, now, parseMember(member).instance, leaseMs)
+      const { granted } = this.grantWaiting(state, now, parseMember(member).instance, leaseMs)
       this.announce(tag, granted)
       return granted.some(([waiter]) => waiter === member) ? AcquireOutcome.Acquired : AcquireOutcome.Full
     } finally {
@@ -205,8 +215,7 @@ export class MemoryStore implements SlotStore {
     let ticket = state.tickets.get(member)
     if (ticket === undefined) {
       if (state.tickets.size >= maxWaiters) return -1
-      this.lastArrival = Math.max(now * 1000, this.lastArrival + 1)
-      ticket = { expiry: now + ticketTtlMs, since: now, order: this.lastArrival - precedence }
+      ticket = { expiry: now + ticketTtlMs, since: now, order: this.nextPlace(now, precedence) }
       // In class 0 every ticket already there is ahead of it.
       const ahead = precedence === 0 ? state.tickets.size : countBefore(state.tickets, ticket.order)
       state.tickets.set(member, ticket)
@@ -224,7 +233,7 @@ export class MemoryStore implements SlotStore {
     if (leaveQueue) state.tickets.delete(member)
     const expiry = state.holders.get(member)?.expiry
     dropUnits(state.holders, member, weightOf(member))
-    if (state.tickets.size > 0) this.announce(tag, this.grantWaiting(state, now, parseMember(member).instance, leaseMs, member))
+    if (state.tickets.size > 0) this.announce(tag, this.grantWaiting(state, now, parseMember(member).instance, leaseMs, member).granted)
     this.forgetIfEmpty(tag, state)
     if (expiry === undefined) return ReleaseOutcome.Gone
     return expiry > now ? ReleaseOutcome.Released : ReleaseOutcome.Lapsed
@@ -233,25 +242,135 @@ export class MemoryStore implements SlotStore {
   /**
    * The oldest live tickets, each admitted only below its own max, stopping at the first that
    * does not fit (the rule of the Redis store's grantWaiting). A grant to a member of
-   * `instance` (the caller) gets `leaseMs`; any other its own claim. Returns [member, claimed].
+   * `instance` (the caller) gets `leaseMs`; any other its own claim. A set's ticket that fits
+   * is never granted: its room is kept through the pass and it is told to retry (listed like a
+   * grant); `mine`, a polling set's own ticket, is only checked.
    */
-  private grantWaiting (state: SubjectState, now: number, instance: string, leaseMs: number, leaving?: string): Array<[string, boolean]> {
+  private grantWaiting (state: SubjectState, now: number, instance: string, leaseMs: number, leaving?: string, mine?: string): Pass {
     purge(state.holders, now)
     purge(state.tickets, now)
-    const granted: Array<[string, boolean]> = []
+    const pass: Pass = { granted: [], fits: false }
+    let held = state.holders.size
     for (const waiter of inGrantOrder(state.tickets)) {
-      const { instance: owner, max, claimMs, weight } = parseMember(waiter)
+      if (state.tickets.get(waiter)?.parked === true) continue
+      const { instance: owner, max, claimMs, weight, set } = parseMember(waiter)
+      let waits = false
       // A member that already holds, or is leaving, has a stale ticket: it only loses it (as
       // does a malformed one: no max, or heavier than it).
       if (max >= weight && waiter !== leaving && !state.holders.has(waiter)) {
-        if (state.holders.size + weight > max) break
+        if (held + weight > max) break
         const claimed = owner !== instance || leaseMs <= 0
-        holdUnits(state.holders, waiter, weight, { expiry: now + (claimed ? claimMs : leaseMs), since: now })
-        granted.push([waiter, claimed])
+        if (set) {
+          waits = true
+          if (waiter === mine) pass.fits = true
+          else pass.granted.push([waiter, claimed])
+        } else {
+          holdUnits(state.holders, waiter, weight, { expiry: now + (claimed ? claimMs : leaseMs), since: now })
+          pass.granted.push([waiter, claimed])
+        }
+        held += weight
       }
-      state.tickets.delete(waiter)
+      if (!waits) state.tickets.delete(waiter)
     }
-    return granted
+    return pass
+  }
+
+  async acquireSet ({ members, first, leaseMs, maxWaiters, ticketTtlMs, fair = false, priority, priorityStepMs }: AcquireSetArgs): Promise<TryAcquireAnswer> {
+    const now = this.now()
+    const states = members.map(({ tag }) => this.state(tag, now))
+    try {
+      // Admitted already (a resent call): every slot of it was written at once.
+      if (states[0].holders.has(members[0].member)) {
+        members.forEach(({ member }, i) => this.keepHolding(states[i], member, now, leaseMs))
+        return AcquireOutcome.Acquired
+      }
+      const precedence = precedenceUs(priority, priorityStepMs)
+      if (first) return this.firstSetTry(members, states, now, leaseMs, maxWaiters, ticketTtlMs, fair, precedence)
+      return this.pollSet(members, states, now, leaseMs, maxWaiters, ticketTtlMs, precedence)
+    } finally {
+      members.forEach(({ tag }, i) => this.forgetIfEmpty(tag, states[i]))
+    }
+  }
+
+  private firstSetTry (members: readonly SetMemberArgs[], states: SubjectState[], now: number, leaseMs: number, maxWaiters: number, ticketTtlMs: number, fair: boolean, precedence: number): TryAcquireAnswer {
+    let all = true
+    let room = true
+    const fits = members.map(({ member, max, ahead = 0 }, i) => {
+      const before = fair ? unitsBefore(states[i].tickets, precedence === 0 ? Infinity : now * 1000 - precedence) : ahead
+      const units = states[i].holders.size + before + weightOf(member)
+      if (units > max) all = false
+      else if (units === max) room = false
+      return units <= max
+    })
+    if (all) {
+      members.forEach(({ member }, i) => holdUnits(states[i].holders, member, weightOf(member), { expiry: now + leaseMs, since: now }))
+      return room ? AcquireOutcome.AcquiredWithRoom : AcquireOutcome.Acquired
+    }
+    if (ticketTtlMs <= 0) return AcquireOutcome.Full
+    if (!this.claimPlaces(members, states, maxWaiters)) return AcquireOutcome.QueueFull
+    const order = states[0].tickets.get(members[0].member)?.order ?? this.nextPlace(now, precedence)
+    this.placeSet(members, states, now, ticketTtlMs, order, fits)
+    let ahead = 0
+    members.forEach((_, i) => {
+      if (fits[i]) return
+      let before = 0
+      for (const ticket of states[i].tickets.values()) if (ticket.order < order && ticket.parked !== true) before++
+      ahead = Math.max(ahead, before)
+    })
+    return { outcome: AcquireOutcome.Full, ahead }
+  }
+
+  private pollSet (members: readonly SetMemberArgs[], states: SubjectState[], now: number, leaseMs: number, maxWaiters: number, ticketTtlMs: number, precedence: number): AcquireOutcome {
+    let order = states[0].tickets.get(members[0].member)?.order
+    if (members.some(({ member }, i) => !states[i].tickets.has(member))) {
+      // The process stalled past its tickets: the set queues again, at the back, everywhere.
+      if (!this.claimPlaces(members, states, maxWaiters)) return AcquireOutcome.QueueFull
+      members.forEach(({ member }, i) => states[i].tickets.delete(member))
+      order = this.nextPlace(now, precedence)
+    }
+    this.placeSet(members, states, now, ticketTtlMs, order as number, members.map(() => false))
+    const instance = parseMember(members[0].member).instance
+    const passes = members.map(({ member }, i) => this.grantWaiting(states[i], now, instance, leaseMs, undefined, member))
+    const all = passes.every(pass => pass.fits)
+    members.forEach(({ member }, i) => {
+      const state = states[i]
+      if (all) {
+        state.tickets.delete(member)
+        holdUnits(state.holders, member, weightOf(member), { expiry: now + leaseMs, since: now })
+      } else if (passes[i].fits) {
+        // Parked where it fits, so it keeps no room from the waiters behind it.
+        (state.tickets.get(member) as Ticket).parked = true
+        passes[i].granted.push(...this.grantWaiting(state, now, instance, leaseMs).granted)
+      }
+    })
+    members.forEach(({ tag }, i) => this.announce(tag, passes[i].granted))
+    return all ? AcquireOutcome.Acquired : AcquireOutcome.Full
+  }
+
+  /** A place in every subject's line, or false (and no ticket) when one has maxWaiters others. */
+  private claimPlaces (members: readonly SetMemberArgs[], states: SubjectState[], maxWaiters: number): boolean {
+    const full = members.some(({ member }, i) => states[i].tickets.size - (states[i].tickets.has(member) ? 1 : 0) >= maxWaiters)
+    if (full) members.forEach(({ member }, i) => states[i].tickets.delete(member))
+    return !full
+  }
+
+  /** The set's tickets at one place in every line, parked where it `fits`. */
+  private placeSet (members: readonly SetMemberArgs[], states: SubjectState[], now: number, ticketTtlMs: number, order: number, fits: boolean[]): void {
+    members.forEach(({ member }, i) => {
+      const ticket = states[i].tickets.get(member)
+      if (ticket === undefined) {
+        states[i].tickets.set(member, { expiry: now + ticketTtlMs, since: now, order, parked: fits[i] })
+      } else {
+        ticket.expiry = now + ticketTtlMs
+        ticket.parked = fits[i]
+      }
+    })
+  }
+
+  /** The place of a ticket arriving now (unique, increasing), less its class's precedence. */
+  private nextPlace (now: number, precedence: number): number {
+    this.lastArrival = Math.max(now * 1000, this.lastArrival + 1)
+    return this.lastArrival - precedence
   }
 
   private announce (tag: string, granted: Array<[string, boolean]>): void {

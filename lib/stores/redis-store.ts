@@ -7,7 +7,7 @@
  * Cluster: a script touches only the keys it is given, all under one subject's hash tag.
  */
 import {
-  AcquireOutcome, parseMember, precedenceUs, STRICT_PRIORITY_STEP_MS, type GrantListener, type GrantSubscription, type MemberRef, type ReleaseArgs, type ReleaseOutcome,
+  AcquireOutcome, parseMember, type AcquireSetArgs, precedenceUs, STRICT_PRIORITY_STEP_MS, type GrantListener, type GrantSubscription, type MemberRef, type ReleaseArgs, type ReleaseOutcome,
   type SlotStore, type SubjectLoad, type TryAcquireAnswer, type TryAcquireArgs
 } from './store'
 import { GrantSubscriber, type SubscriberLike } from './grant-subscriber'
@@ -19,8 +19,17 @@ export type { RedisClientLike }
 
 export interface RedisStoreOptions {
   client: RedisClientLike
-  /** Key prefix; a subject's keys are `<prefix>:{<tag>}:<holders|tickets|queue>`. */
+  /**
+   * Key prefix; a subject's keys are `<prefix>:{<tag>}:<holders|tickets|queue>`, or with a
+   * hashTag `<prefix>:{<hash tag>}:<tag>:<holders|tickets|queue>`.
+   */
   prefix: string
+  /**
+   * Redis Cluster: the hash tag of a subject's keys (a function of the subject only, the same
+   * on every instance), so subjects taken together by acquireSet share a shard. Undefined
+   * (the default, or as its answer): the subject's own tag.
+   */
+  hashTag?: (type: string, id: string) => string | undefined
   /** Tell other processes of the slots granted to their waiters through pub/sub. Default true. */
   wakeups?: boolean
 }
@@ -33,11 +42,16 @@ export class RedisStore implements SlotStore {
   private readonly grantListeners = new Map<string, GrantListener>()
   /** Sharded pub/sub on a single server; ioredis Cluster subscribers need classic pub/sub. */
   private readonly sharded: boolean
+  private readonly cluster: boolean
+  private readonly hashTag: RedisStoreOptions['hashTag']
 
-  constructor ({ client, prefix, wakeups = true }: RedisStoreOptions) {
+  constructor ({ client, prefix, wakeups = true, hashTag }: RedisStoreOptions) {
+    if (hashTag !== undefined && typeof hashTag !== 'function') throw new TypeError('fastify-slots: RedisStore hashTag must be a function (type, id) => string | undefined')
     this.prefix = prefix
+    this.hashTag = hashTag
     this.caller = new BatchCaller(client)
     const cluster = client.isCluster === true
+    this.cluster = cluster
     this.sharded = !cluster
     this.batcher = new ScriptBatcher((keys, args) => this.caller.send(keys, [this.grantChannelPrefix, this.sharded && this.subscriber?.isSharded !== false ? 1 : 0, ...args]), cluster)
     this.subscriber = wakeups
@@ -50,7 +64,30 @@ export class RedisStore implements SlotStore {
   }
 
   key (tag: string, structure: 'holders' | 'tickets' | 'queue'): string {
-    return `${this.prefix}:{${tag}}:${structure}`
+    const group = this.groupOf(tag)
+    return group === undefined ? `${this.prefix}:{${tag}}:${structure}` : `${this.prefix}:{${group}}:${tag}:${structure}`
+  }
+
+  /** The subject's hash tag when the hashTag option gives one (encoded: no brace can end it early). */
+  private groupOf (tag: string): string | undefined {
+    if (this.hashTag === undefined) return undefined
+    const colon = tag.indexOf(':')
+    const group = this.hashTag(tag.slice(0, colon), decodeURIComponent(tag.slice(colon + 1)))
+    if (group !== undefined && typeof group !== 'string') throw new TypeError(`fastify-slots: hashTag must return a string or undefined, got ${typeof group}`)
+    return group === undefined ? undefined : encodeURIComponent(group)
+  }
+
+  /** On a Cluster, subjects under one hash tag; a single server takes any set in one step. */
+  groupsOf (tags: readonly string[]): number[][] | undefined {
+    if (!this.cluster) return undefined
+    const groups = new Map<string, number[]>()
+    tags.forEach((tag, i) => {
+      const group = this.groupOf(tag) ?? tag
+      const indexes = groups.get(group)
+      if (indexes === undefined) groups.set(group, [i])
+      else indexes.push(i)
+    })
+    return groups.size === 1 ? undefined : [...groups.values()]
   }
 
   /** Where slots granted to an instance's waiters are announced. */
@@ -72,6 +109,22 @@ export class RedisStore implements SlotStore {
   async poll (args: TryAcquireArgs): Promise<AcquireOutcome> {
     const reply = await this.run<'poll'>('poll', args.tag, attemptArgs(args)) as unknown[]
     this.reportGrants(args, reply)
+    return Number(reply[0]) as AcquireOutcome
+  }
+
+  async acquireSet ({ members, first, leaseMs, maxWaiters, ticketTtlMs, fair, priority, priorityStepMs }: AcquireSetArgs): Promise<TryAcquireAnswer> {
+    const keys: string[] = []
+    const args: Array<string | number> = ['S', members.length, first ? 1 : 0, leaseMs, maxWaiters, ticketTtlMs, fair === true ? 1 : 0, precedenceUs(priority, priorityStepMs)]
+    for (const { tag, member, max, ahead } of members) {
+      keys.push(this.key(tag, 'holders'), this.key(tag, 'tickets'), this.key(tag, 'queue'))
+      args.push(member, max, ahead ?? 0)
+    }
+    const reply = await this.batcher.run(members[0].tag, keys, args)
+    if (!Array.isArray(reply)) return Number(reply) as AcquireOutcome
+    if (first) return { outcome: AcquireOutcome.Full, ahead: Number(reply[1]) }
+    // { outcome, then subject index (from 1), member of each waiter of ours it granted or told }.
+    const listener = this.grantListeners.get(parseMember(members[0].member).instance)
+    for (let i = 1; i + 1 < reply.length; i += 2) listener?.({ tag: members[Number(reply[i]) - 1].tag, member: String(reply[i + 1]) }, false)
     return Number(reply[0]) as AcquireOutcome
   }
 

@@ -8,8 +8,8 @@
  */
 export type BatchArg = string | number
 
-/** The keys of one subject an operation runs on: holders, tickets, queue. */
-export type SubjectKeys = readonly [string, string, string]
+/** The keys an operation runs on: holders, tickets, queue of its subject (of each, for a set). */
+export type SubjectKeys = readonly string[]
 
 interface PendingOperation {
   tag: string
@@ -39,7 +39,11 @@ export class ScriptBatcher {
 
   constructor (private readonly send: SendBatch, private readonly perSubject: boolean) {}
 
-  /** Queues one operation for this turn's batch; settles with its own reply. */
+  /**
+   * Queues one operation for this turn's batch; settles with its own reply. On a Cluster,
+   * operations are batched by `tag`: a set's operation gives one of its subjects' (they share
+   * a hash slot).
+   */
   run (tag: string, keys: SubjectKeys, args: readonly BatchArg[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.pending.push({ tag, keys, args, resolve, reject })
@@ -92,7 +96,7 @@ export class ScriptBatcher {
     const keys: BatchArg[] = []
     const args: BatchArg[] = []
     for (const operation of operations) {
-      keys.push(operation.keys[0], operation.keys[1], operation.keys[2])
+      for (const key of operation.keys) keys.push(key)
       for (const arg of operation.args) args.push(arg)
     }
     this.send(keys, args).then(replies => {

@@ -87,6 +87,26 @@ export interface TryAcquireArgs extends MemberRef {
   weight?: number
 }
 
+/** One subject of a set (see {@link SlotStore.acquireSet}); its weight rides in its member name. */
+export interface SetMemberArgs extends MemberRef {
+  max: number
+  /** Without fair mode: units to leave for waiters ahead of it in its own process. Default 0. */
+  ahead?: number
+}
+
+export interface AcquireSetArgs {
+  /** Two or more distinct subjects, each with a set's member name ({@link memberName} with `set`). */
+  members: readonly SetMemberArgs[]
+  /** The set's first try (true), or a waiting set's retry. */
+  first: boolean
+  leaseMs: number
+  maxWaiters: number
+  ticketTtlMs: number
+  fair?: boolean
+  priority?: number
+  priorityStepMs?: number
+}
+
 export interface ReleaseArgs extends MemberRef {
   /**
    * Lease of a slot granted to a waiter of the releasing instance (it is alive: it is the one
@@ -122,16 +142,18 @@ export interface MemberInfo {
   priority: number
   /** The units of max it counts for (1 when the name carries none). */
   weight: number
+  /** One subject's member of an all-or-nothing set: never granted by a single subject's pass. */
+  set: boolean
 }
 
 /**
- * `<instance id>:<counter>[.p<priority>][.w<weight>]:<max>:<claimMs>`. The name carries
+ * `<instance id>:<counter>[.s][.p<priority>][.w<weight>]:<max>:<claimMs>`. The name carries
  * everything a grant needs, so a store can hand a slot to a ticket without looking anything
- * else up, on any shard. A class above 0 and a weight above 1 ride in the counter's field,
- * which earlier versions never read.
+ * else up, on any shard. A set's mark, a class above 0 and a weight above 1 ride in the
+ * counter's field, which earlier versions never read.
  */
-export function memberName (instance: string, counter: number, max: number, claimMs: number, priority = 0, weight = 1): string {
-  return `${instance}:${counter.toString(36)}${priority === 0 ? '' : `.p${priority}`}${weight === 1 ? '' : `.w${weight}`}:${max}:${claimMs}`
+export function memberName (instance: string, counter: number, max: number, claimMs: number, priority = 0, weight = 1, set = false): string {
+  return `${instance}:${counter.toString(36)}${set ? '.s' : ''}${priority === 0 ? '' : `.p${priority}`}${weight === 1 ? '' : `.w${weight}`}:${max}:${claimMs}`
 }
 
 const MEMBER_PATTERN = /^([^:]*):([^:]*):(\d+):(\d+)$/
@@ -140,15 +162,21 @@ const WEIGHT_PATTERN = /\.w(\d+)/
 
 export function parseMember (member: string): MemberInfo {
   const match = MEMBER_PATTERN.exec(member)
-  if (match === null) return { instance: '', max: 0, claimMs: 0, priority: 0, weight: 1 }
+  if (match === null) return { instance: '', max: 0, claimMs: 0, priority: 0, weight: 1, set: false }
   const counter = match[2]
   return {
     instance: match[1],
     max: Number(match[3]),
     claimMs: Number(match[4]),
     priority: Number(PRIORITY_PATTERN.exec(counter)?.[1] ?? 0),
-    weight: Number(WEIGHT_PATTERN.exec(counter)?.[1] ?? 1)
+    weight: Number(WEIGHT_PATTERN.exec(counter)?.[1] ?? 1),
+    set: counter.includes('.s')
   }
+}
+
+/** A set's member (see {@link SlotStore.acquireSet}), read without parsing the rest. */
+export function isSetMember (member: string): boolean {
+  return member.includes('.s')
 }
 
 /** The weight a member name carries (1 when none): what parseMember reads, without parsing the rest. */
@@ -202,6 +230,24 @@ export interface SlotStore {
    * refreshed (re-taken at the back if it had lapsed).
    */
   poll (args: TryAcquireArgs): Promise<AcquireOutcome>
+  /**
+   * Optional: all-or-nothing slots of several subjects, in one atomic step. A first try takes
+   * every slot when each subject admits it as it would a single first try, or none, and then a
+   * ticket in every subject (all of them, or none: QueueFull); a retry takes every slot when
+   * each subject's grant pass reaches its ticket with room for it. While it waits, a set holds
+   * nothing and keeps no room: grant passes never grant a set's ticket; one that reaches it
+   * with room tells its process (through the grant listener, as a grant of that member) to
+   * retry. Run twice, a set that was admitted keeps its slots. Each slot is then an ordinary
+   * holder of its subject (released, renewed, abandoned one by one). Without this method,
+   * `acquireSlots` is refused.
+   */
+  acquireSet? (args: AcquireSetArgs): Promise<TryAcquireAnswer>
+  /**
+   * Optional: the subjects (by index) split into groups that one acquireSet can take, when not
+   * all of them can (a Redis Cluster: keys on different hash slots). Without it, or answering
+   * undefined, one group. Subjects in different groups are taken by the plugin's fallback.
+   */
+  groupsOf? (tags: readonly string[]): number[][] | undefined
   /** Removes the member's slot and grants the freed capacity to the oldest tickets. */
   release (args: ReleaseArgs): Promise<ReleaseOutcome>
   /**

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import { eventually, sleep } from './app'
 import {
-  AcquireOutcome, isAcquired, memberName, outcomeOf, ReleaseOutcome, type MemberRef, type SlotStore, type TryAcquireArgs
+  AcquireOutcome, isAcquired, memberName, outcomeOf, ReleaseOutcome, type AcquireSetArgs, type MemberRef, type SlotStore, type TryAcquireArgs
 } from '../../lib/stores/store'
 import type { RedisStore } from '../../lib/stores/redis-store'
 
@@ -76,6 +76,25 @@ type ArgOverrides = Partial<Omit<TryAcquireArgs, 'tag' | 'member'>> & { claimMs?
 function args (tag: string, name: string, { claimMs, ...overrides }: ArgOverrides = {}): TryAcquireArgs {
   const max = overrides.max ?? 1
   return { tag, member: m(name, max, claimMs, overrides.priority), max, leaseMs: 10_000, maxWaiters: 10, ticketTtlMs: 10_000, ...overrides }
+}
+
+/** A set's member `name` in one subject (its own max and weight), like {@link m}. */
+function ms (name: string, max: number, weight = 1): string {
+  const base = m(`set/${name}`, max, DEFAULT_CLAIM_MS, 0, weight)
+  const at = base.indexOf(':', base.indexOf(':') + 1)
+  return `${base.slice(0, at)}.s${base.slice(at)}`.replace(/^[^:]*:/, 't:')
+}
+
+/** A set named `name` over `subjects` ([tag, max, weight?]): its first try, or (first false) its retry. */
+function setArgs (name: string, subjects: ReadonlyArray<readonly [string, number, number?]>, first: boolean, more: Partial<AcquireSetArgs> = {}): AcquireSetArgs {
+  return {
+    members: subjects.map(([tag, max, weight = 1]) => ({ tag, member: ms(`${name}@${tag}`, max, weight), max })),
+    first,
+    leaseMs: 10_000,
+    maxWaiters: 10,
+    ticketTtlMs: 10_000,
+    ...more
+  }
 }
 
 function ref (tag: string, name: string, max = 1, claimMs = DEFAULT_CLAIM_MS, priority = 0): MemberRef {
@@ -148,13 +167,18 @@ export async function seedLapsedRedisTickets (redis: RedisLike, store: RedisStor
   }
 }
 
-export function contract (t: Test, backend: Factory): void {
+export function contract (t: Test, backend: Factory, { only, except }: { only?: RegExp, except?: RegExp } = {}): void {
+  // A backend that runs only some cases (a Cluster: the set cases need subjects on one shard).
+  const test = (name: string, fn: (t: Test) => Promise<unknown>): void => {
+    if ((only === undefined || only.test(name)) && (except === undefined || !except.test(name))) t.test(name, fn)
+  }
+
   const factory = async (t: Test): Promise<Omit<Backend, 'store' | 'peer'> & { store: OutcomeStore, raw: SlotStore, peer: () => OutcomeStore }> => {
     const b = await backend(t)
     return { ...b, raw: b.store, store: outcomesOnly(b.store), peer: () => outcomesOnly(b.peer()) }
   }
 
-  t.test('acquires up to max, then answers Full', async t => {
+  test('acquires up to max, then answers Full', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     for (const name of ['a', 'b', 'c']) {
@@ -166,7 +190,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(newTag(), 'd', { max: 3 }))), Acquired, 'another subject is free')
   })
 
-  t.test('ticketTtlMs 0: full answers Full without queueing', async t => {
+  test('ticketTtlMs 0: full answers Full without queueing', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
@@ -178,7 +202,7 @@ export function contract (t: Test, backend: Factory): void {
       'ticketTtlMs 0 never reports QueueFull: it does not ask for a place')
   })
 
-  t.test('re-acquire by a holder refreshes its lease and takes no second slot', async t => {
+  test('re-acquire by a holder refreshes its lease and takes no second slot', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a', { max: 2 }))), Acquired)
@@ -197,7 +221,7 @@ export function contract (t: Test, backend: Factory): void {
     t.ok(await isFull(store, tag2, 1), 'the refreshed lease outlived the first one')
   })
 
-  t.test('tryAcquire run twice (a resent command) finds its own slot or ticket', async t => {
+  test('tryAcquire run twice (a resent command) finds its own slot or ticket', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     const first = await store.tryAcquire(args(tag, 'a'))
@@ -224,7 +248,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.tryAcquire(args(tag3, 'x', { maxWaiters: 1 })), QueueFull, "another member counts w's ticket")
   })
 
-  t.test('a resent tryAcquire that finds room: its stale ticket is never granted and goes with its release', async t => {
+  test('a resent tryAcquire that finds room: its stale ticket is never granted and goes with its release', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h', { max: 2, leaseMs: 150 }))), Acquired)
@@ -241,7 +265,7 @@ export function contract (t: Test, backend: Factory): void {
     t.same(await load(store, tag), { held: 1, waiting: 0 }, 'its release does not grant its own slot back to it')
   })
 
-  t.test('release answers Released, then Gone; Lapsed for an expired lease', async t => {
+  test('release answers Released, then Gone; Lapsed for an expired lease', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a'))), Acquired)
@@ -265,7 +289,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.release(ref(tag2, 'long', 2)), Released)
   })
 
-  t.test('a release the caller does not ask to check removes the entry, lapsed or not', async t => {
+  test('a release the caller does not ask to check removes the entry, lapsed or not', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'long', { max: 2 }))), Acquired)
@@ -276,7 +300,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag, 'b', { max: 2, ticketTtlMs: 0 }))), Acquired, 'its place is free')
   })
 
-  t.test('an expired lease frees its slot', async t => {
+  test('an expired lease frees its slot', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a', { leaseMs: 150 }))), Acquired)
@@ -285,7 +309,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag, 'b', { ticketTtlMs: 0 }))), Acquired, 'a expired: b gets the slot')
   })
 
-  t.test('renew extends a live lease', async t => {
+  test('renew extends a live lease', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a', { leaseMs: 300 }))), Acquired)
@@ -297,7 +321,7 @@ export function contract (t: Test, backend: Factory): void {
     t.same(await store.renew([ref(tag, 'a')], 300), [true], 'and can renew again')
   })
 
-  t.test('renew returns false for a member that never held or expired, and does not re-add it', async t => {
+  test('renew returns false for a member that never held or expired, and does not re-add it', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.same(await store.renew([ref(tag, 'ghost')], 1000), [false], 'unknown subject')
@@ -314,7 +338,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag, 'd', { max: 3, ticketTtlMs: 0 }))), Acquired, 'only two holders: long and c')
   })
 
-  t.test('renew of several holds answers one boolean each, in order', async t => {
+  test('renew of several holds answers one boolean each, in order', async t => {
     const { store } = await factory(t)
     const tagA = newTag()
     const tagB = newTag()
@@ -332,7 +356,7 @@ export function contract (t: Test, backend: Factory): void {
     t.same(await store.renew([], 5000), [], 'no holds, no answers')
   })
 
-  t.test('a ticket is answered with the live tickets ahead of it; a resent try keeps its place', async t => {
+  test('a ticket is answered with the live tickets ahead of it; a resent try keeps its place', async t => {
     const { raw } = await factory(t)
     const tag = newTag()
     t.ok(isAcquired(outcomeOf(await raw.tryAcquire(args(tag, 'h')))))
@@ -346,7 +370,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await raw.tryAcquire(args(tag, 'y', { maxWaiters: 3 })), QueueFull)
   })
 
-  t.test('priority classes: higher classes are granted first, in arrival order within a class, whoever releases', async t => {
+  test('priority classes: higher classes are granted first, in arrival order within a class, whoever releases', async t => {
     const { raw, store, peer } = await factory(t)
     const granter = peer()
     const grants = await recordGrants(t, store as SlotStore, 'a')
@@ -371,7 +395,7 @@ export function contract (t: Test, backend: Factory): void {
     t.same(await load(store as SlotStore, tag), { held: 0, waiting: 0 })
   })
 
-  t.test('priorityStepMs: a lower class is passed only by arrivals less than the class difference × step after it', async t => {
+  test('priorityStepMs: a lower class is passed only by arrivals less than the class difference × step after it', async t => {
     const { raw } = await factory(t)
     const tag = newTag()
     const step = { priorityStepMs: 100 }
@@ -384,7 +408,7 @@ export function contract (t: Test, backend: Factory): void {
     t.ok(usage.oldestWaitMs! >= 140, `the oldest waiter is w0, though third in line (${String(usage.oldestWaitMs)} ms)`)
   })
 
-  t.test('fair mode counts only the tickets placed before a newcomer of a higher class', async t => {
+  test('fair mode counts only the tickets placed before a newcomer of a higher class', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.ok(isAcquired(await store.tryAcquire(args(tag, 'h1', { max: 2, leaseMs: 150 }))))
@@ -396,7 +420,7 @@ export function contract (t: Test, backend: Factory): void {
     t.ok(isAcquired(await store.tryAcquire(args(tag, 'n1', { max: 2, fair: true, priority: 1 }))), 'class 1: nobody is ahead')
   })
 
-  t.test('weights: a member counts its weight toward max, in usage too; every unit renews, lapses and goes back with it', async t => {
+  test('weights: a member counts its weight toward max, in usage too; every unit renews, lapses and goes back with it', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     const heavy = (name: string, weight: number, more: ArgOverrides = {}): TryAcquireArgs => ({ ...args(tag, name, { max: 4, ...more }), member: mw(name, 4, weight) })
@@ -417,7 +441,7 @@ export function contract (t: Test, backend: Factory): void {
     t.same(await load(store as SlotStore, tag), { held: 1, waiting: 0 }, 'a release gives back every unit')
   })
 
-  t.test('weights: grants admit the head only when its weight fits; nobody behind it is granted before it', async t => {
+  test('weights: grants admit the head only when its weight fits; nobody behind it is granted before it', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     const heavy = (name: string, weight: number, more: ArgOverrides = {}): TryAcquireArgs => ({ ...args(tag, name, { max: 3, ...more }), member: mw(name, 3, weight) })
@@ -434,7 +458,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.poll(heavy('w1', 1)), Acquired, 'then w1')
   })
 
-  t.test('weights, fair mode: a light newcomer counts the units of the tickets ahead, not how many they are', async t => {
+  test('weights, fair mode: a light newcomer counts the units of the tickets ahead, not how many they are', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     const heavy = (name: string, weight: number, more: ArgOverrides = {}): TryAcquireArgs => ({ ...args(tag, name, { max: 4, ...more }), member: mw(name, 4, weight) })
@@ -446,7 +470,105 @@ export function contract (t: Test, backend: Factory): void {
     t.ok(isAcquired(await store.tryAcquire(heavy('b2', 1, { ahead: 1 }))), 'with one unit ahead, one is left for it')
   })
 
-  t.test('the wait queue is bounded by maxWaiters', async t => {
+  test('sets: all or nothing; a waiting set holds nothing, and a release that makes room tells it to retry', async t => {
+    const { raw: store } = await factory(t)
+    const user = newTag()
+    const account = newTag()
+    const grants = await recordGrants(t, store, 't')
+    t.equal(held(outcomeOf(await store.tryAcquire(args(user, 'u1', { max: 3 })))), Acquired)
+    t.equal(held(outcomeOf(await store.tryAcquire({ ...args(account, 'a1', { max: 2 }), member: mw('a1', 2, 2) }))), Acquired, 'the account is full (one holder of weight 2)')
+    const set = (first: boolean): AcquireSetArgs => setArgs('s', [[user, 3], [account, 2, 2]], first)
+    t.same(await store.acquireSet!(set(true)), { outcome: Full, ahead: 0 }, 'the account is full: the set takes nothing')
+    t.same(await load(store, user), { held: 1, waiting: 1 }, 'its user slot is not taken, only a ticket')
+    t.same(await load(store, account), { held: 2, waiting: 1 })
+    t.equal(held(outcomeOf(await store.tryAcquire(args(user, 'u2', { max: 3 })))), Acquired, 'the user\'s other requests still get slots')
+    t.equal(outcomeOf(await store.acquireSet!(set(false))), Full, 'a retry while the account is full takes nothing either')
+    t.same(await load(store, user), { held: 2, waiting: 1 })
+    t.equal(await store.release({ tag: account, member: mw('a1', 2, 2) }), Released)
+    await eventually(() => grants.some(([member]) => member === ms(`s@${account}`, 2, 2)))
+    t.pass('the release told the set to retry')
+    t.same(await load(store, account), { held: 0, waiting: 1 }, 'and granted it nothing: it cannot see the other subject')
+    t.equal(outcomeOf(await store.acquireSet!(set(false))), Acquired, 'the retry takes both')
+    t.same([await load(store, user), await load(store, account)], [{ held: 3, waiting: 0 }, { held: 2, waiting: 0 }], 'every slot, with its weight; no ticket left')
+    t.equal(outcomeOf(await store.acquireSet!(set(false))), Acquired, 'run twice, it keeps what it has')
+    t.same([await load(store, user), await load(store, account)], [{ held: 3, waiting: 0 }, { held: 2, waiting: 0 }], 'nothing taken twice')
+    t.equal(await store.release({ tag: account, member: ms(`s@${account}`, 2, 2) }), Released, 'each slot is released on its own')
+    t.same(await load(store, account), { held: 0, waiting: 0 }, 'every unit of it')
+  })
+
+  test('sets: a set keeps no room where it fits while another subject is full; it waits in line where it does not fit', async t => {
+    const { raw: store } = await factory(t)
+    const user = newTag()
+    const account = newTag()
+    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(user, 'u1')))))
+    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(account, 'a1')))))
+    const set = (first: boolean): AcquireSetArgs => setArgs('s', [[user, 1], [account, 1]], first)
+    t.same(await store.acquireSet!(set(true)), { outcome: Full, ahead: 0 })
+    t.equal(outcomeOf(await store.tryAcquire(args(user, 'w'))), Full, 'w queues behind the set on the user')
+    t.equal(await store.release({ ...ref(user, 'u1'), leaseMs: 10_000 }), Released)
+    t.equal(await store.poll(args(user, 'w')), Full, 'the set is first in line on the user: its room is kept until it retries')
+    t.equal(outcomeOf(await store.acquireSet!(set(false))), Full, 'the account is still full')
+    t.equal(await store.poll(args(user, 'w')), Acquired, 'so the set stepped aside on the user, and w got the slot')
+    t.equal(await store.release({ ...ref(account, 'a1'), leaseMs: 10_000 }), Released)
+    t.equal(outcomeOf(await store.acquireSet!(set(false))), Full, 'now the user is full (w)')
+    t.equal(held(outcomeOf(await store.tryAcquire(args(account, 'x', { ticketTtlMs: 0 })))), Acquired, 'and the set keeps no room on the account either')
+    t.equal(await store.release({ ...ref(account, 'x'), leaseMs: 10_000 }), Released)
+    t.equal(await store.release({ ...ref(user, 'w'), leaseMs: 10_000 }), Released)
+    t.equal(outcomeOf(await store.acquireSet!(set(false))), Acquired, 'both free: the set takes both')
+  })
+
+  test('sets: two sets of the same subjects taken in opposite orders both get through (no deadlock)', async t => {
+    const { raw: store } = await factory(t)
+    const a = newTag()
+    const b = newTag()
+    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(a, 'ha')))))
+    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(b, 'hb')))))
+    const x = (first: boolean): AcquireSetArgs => setArgs('x', [[a, 1], [b, 1]], first)
+    const y = (first: boolean): AcquireSetArgs => setArgs('y', [[b, 1], [a, 1]], first)
+    t.equal(outcomeOf(await store.acquireSet!(x(true))), Full)
+    t.equal(outcomeOf(await store.acquireSet!(y(true))), Full)
+    t.equal(await store.release({ ...ref(a, 'ha'), leaseMs: 10_000 }), Released)
+    t.same([outcomeOf(await store.acquireSet!(y(false))), outcomeOf(await store.acquireSet!(x(false)))], [Full, Full], 'b is still held')
+    t.equal(await store.release({ ...ref(b, 'hb'), leaseMs: 10_000 }), Released)
+    t.equal(outcomeOf(await store.acquireSet!(y(false))), Full, 'x came first: y does not pass it')
+    t.equal(outcomeOf(await store.acquireSet!(x(false))), Acquired, 'x takes both')
+    t.equal(outcomeOf(await store.acquireSet!(y(false))), Full)
+    for (const tag of [a, b]) t.equal(await store.release({ tag, member: ms(`x@${tag}`, 1) }), Released)
+    t.equal(outcomeOf(await store.acquireSet!(y(false))), Acquired, 'then y')
+  })
+
+  test('sets: a set gets a ticket in every queue or in none (maxWaiters), and lapsed tickets queue again', async t => {
+    const { raw: store } = await factory(t)
+    const a = newTag()
+    const b = newTag()
+    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(a, 'ha')))))
+    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(b, 'hb')))))
+    t.equal(outcomeOf(await store.tryAcquire(args(b, 'wb', { maxWaiters: 1 }))), Full, 'one waiter on b')
+    t.equal(await store.acquireSet!(setArgs('s', [[a, 1], [b, 1]], true, { maxWaiters: 1 })), QueueFull, 'no place on b: no ticket anywhere')
+    t.same([await load(store, a), await load(store, b)], [{ held: 1, waiting: 0 }, { held: 1, waiting: 1 }])
+    t.equal(await store.acquireSet!(setArgs('s', [[a, 1], [b, 1]], true, { ticketTtlMs: 0 })), Full, 'without ticketTtl it takes nothing and queues nowhere')
+    t.same([await load(store, a), await load(store, b)], [{ held: 1, waiting: 0 }, { held: 1, waiting: 1 }])
+    t.same(await store.acquireSet!(setArgs('l', [[a, 1], [b, 1]], true, { ticketTtlMs: 100 })), { outcome: Full, ahead: 1 }, 'one waiter ahead on b')
+    await sleep(150)
+    t.same([await load(store, a), await load(store, b)], [{ held: 1, waiting: 0 }, { held: 1, waiting: 1 }], 'its tickets lapsed')
+    t.equal(outcomeOf(await store.acquireSet!(setArgs('l', [[a, 1], [b, 1]], false))), Full, 'a retry queues it again')
+    t.same([await load(store, a), await load(store, b)], [{ held: 1, waiting: 1 }, { held: 1, waiting: 2 }], 'in every queue')
+  })
+
+  test('sets: a first try admits only when every subject has room for its weight, the way a single first try would', async t => {
+    const { raw: store } = await factory(t)
+    const a = newTag()
+    const b = newTag()
+    t.equal(await store.acquireSet!(setArgs('s1', [[a, 3, 2], [b, 2]], true)), AcquiredWithRoom, 'room left in both')
+    t.equal(await store.acquireSet!(setArgs('s2', [[a, 3], [b, 2]], true)), Acquired, 'both full now')
+    t.same([await load(store, a), await load(store, b)], [{ held: 3, waiting: 0 }, { held: 2, waiting: 0 }])
+    t.equal(await store.release({ tag: b, member: ms(`s1@${b}`, 2) }), Released)
+    t.equal(outcomeOf(await store.acquireSet!(setArgs('s3', [[a, 3], [b, 2]], true, { ticketTtlMs: 0 }))), Full, 'room on b, none on a: nothing taken')
+    t.same([await load(store, a), await load(store, b)], [{ held: 3, waiting: 0 }, { held: 1, waiting: 0 }])
+    t.equal(await store.acquireSet!(setArgs('s4', [[b, 2], [a, 4]], true, { ticketTtlMs: 0 })), Acquired, 'a larger max of its own on a: admitted')
+  })
+
+  test('the wait queue is bounded by maxWaiters', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     const q = (name: string): Promise<AcquireOutcome> => store.tryAcquire(args(tag, name, { maxWaiters: 3 }))
@@ -462,7 +584,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag, 'w5', { maxWaiters: 4 }))), QueueFull)
   })
 
-  t.test('waiting tickets expire after ticketTtlMs', async t => {
+  test('waiting tickets expire after ticketTtlMs', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
@@ -473,7 +595,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag, 'w1', { maxWaiters: 1 }))), QueueFull, 'w1 lost its place')
   })
 
-  t.test('abandon frees a queue place and is a no-op when absent', async t => {
+  test('abandon frees a queue place and is a no-op when absent', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
@@ -490,7 +612,7 @@ export function contract (t: Test, backend: Factory): void {
     t.same(await store.refreshTickets([ref(tag, 'w1'), ref(tag, 'w2')], 10_000), [false, true])
   })
 
-  t.test("abandon gives back the member's slot too, and grants it", async t => {
+  test("abandon gives back the member's slot too, and grants it", async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
@@ -501,7 +623,7 @@ export function contract (t: Test, backend: Factory): void {
     t.same(await load(store, tag), { held: 1, waiting: 0 })
   })
 
-  t.test('abandon removes a ticket and a just-granted slot together, and hands that slot to the next ticket', async t => {
+  test('abandon removes a ticket and a just-granted slot together, and hands that slot to the next ticket', async t => {
     const { store } = await factory(t)
     if (store.onGrant === undefined) return t.pass('this store does not grant')
     const tag = newTag()
@@ -521,7 +643,7 @@ export function contract (t: Test, backend: Factory): void {
     t.same(await load(store, tag), { held: 1, waiting: 0 })
   })
 
-  t.test('a grant removes the member\'s ticket', async t => {
+  test('a grant removes the member\'s ticket', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
@@ -532,7 +654,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag, 'w3', { maxWaiters: 1 }))), QueueFull)
   })
 
-  t.test('holders with different leases coexist', async t => {
+  test('holders with different leases coexist', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'long', { max: 2, leaseMs: 10_000 }))), Acquired)
@@ -552,7 +674,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag2, 'y', { max: 2, ticketTtlMs: 0 }))), Full, 'long outlived short')
   })
 
-  t.test('an acquire says whether room is left', async t => {
+  test('an acquire says whether room is left', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(await store.tryAcquire(args(tag, 'a', { max: 3 })), AcquiredWithRoom, '1 of 3')
@@ -567,7 +689,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.tryAcquire(args(tag2, 'b', { max: 2 })), Acquired, 'now full')
   })
 
-  t.test('a holder\'s refresh says whether room is left', async t => {
+  test('a holder\'s refresh says whether room is left', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a', { max: 3 }))), Acquired)
@@ -575,7 +697,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.tryAcquire(args(tag, 'a', { max: 3 })), AcquiredWithRoom, 'a refresh with a free slot')
   })
 
-  t.test('ahead: slots left for earlier waiters are not taken', async t => {
+  test('ahead: slots left for earlier waiters are not taken', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'a', { max: 3 }))), Acquired)
@@ -583,7 +705,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag, 'n2', { max: 3, ahead: 1 }))), Acquired, 'one ahead leaves one for n2')
   })
 
-  t.test('fair mode: newcomers queue behind live tickets, and polls grant the oldest first, across callers', async t => {
+  test('fair mode: newcomers queue behind live tickets, and polls grant the oldest first, across callers', async t => {
     const backend = await factory(t)
     const [s1, s2] = [backend.store, backend.peer()]
     const tag = newTag()
@@ -609,7 +731,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await poll(s2, 'late'), Acquired, 'a ticket that was abandoned is skipped')
   })
 
-  t.test('a lapsed ticket neither blocks a grant nor counts ahead in fair mode', async t => {
+  test('a lapsed ticket neither blocks a grant nor counts ahead in fair mode', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     const fair = (name: string, ticketTtlMs = 10_000): Promise<AcquireOutcome> =>
@@ -628,7 +750,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag2, 'n', { fair: true }))), Acquired, 'no live ticket ahead of a newcomer')
   })
 
-  t.test('refreshTickets keeps live tickets, not lapsed ones', async t => {
+  test('refreshTickets keeps live tickets, not lapsed ones', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
@@ -643,7 +765,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.tryAcquire(args(tag, 'n2', { maxWaiters: 2 })), QueueFull, 'and only one: w1 is still queued')
   })
 
-  t.test('a ticket refreshed after it lapsed has left the queue: its poll re-queues it at the back', async t => {
+  test('a ticket refreshed after it lapsed has left the queue: its poll re-queues it at the back', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
@@ -658,7 +780,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.poll(args(tag, 'w2')), Acquired)
   })
 
-  t.test('poll: a member granted earlier answers Acquired; grants to its instance are reported', async t => {
+  test('poll: a member granted earlier answers Acquired; grants to its instance are reported', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     const grants = store.onGrant === undefined ? undefined : await recordGrants(t, store, 'p')
@@ -686,7 +808,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.poll(args(tag2, 'p:w3', { max: 2 })), Full, 'p:w3 still waits')
   })
 
-  t.test('grants admit a ticket only below its own max, in arrival order, never skipping it', async t => {
+  test('grants admit a ticket only below its own max, in arrival order, never skipping it', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     const holders = Array.from({ length: 10 }, (_, i) => `h${i}`)
@@ -707,7 +829,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.poll(args(tag, 'w10', { max: 10 })), Acquired)
   })
 
-  t.test('a ticket whose member name carries no max is never granted, and is dropped by a grant pass', async t => {
+  test('a ticket whose member name carries no max is never granted, and is dropped by a grant pass', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     t.equal(held(await store.tryAcquire(args(tag, 'h'))), Acquired)
@@ -718,7 +840,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.poll(args(tag, 'w')), Acquired, 'the ticket behind it got the slot')
   })
 
-  t.test('50 concurrent acquires with max 5: exactly 5 acquire', async t => {
+  test('50 concurrent acquires with max 5: exactly 5 acquire', async t => {
     const backend = await factory(t)
     const stores = [backend.store, ...Array.from({ length: 4 }, () => backend.peer())]
     const tag = newTag()
@@ -732,7 +854,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await backend.store.tryAcquire(args(tag, 'late', { max: 6, ticketTtlMs: 0 }))), Acquired, 'but no more than 5')
   })
 
-  t.test('a release grants the freed slot to the oldest live ticket, whichever instance it belongs to', async t => {
+  test('a release grants the freed slot to the oldest live ticket, whichever instance it belongs to', async t => {
     const { store, peer } = await factory(t)
     const other = peer()
     if (store.onGrant === undefined || other.onGrant === undefined) return t.pass('this store does not grant')
@@ -767,7 +889,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(grants().length, 2, 'nobody was left to grant to')
   })
 
-  t.test('grants skip lapsed tickets, fill every free slot, and lapse after their claim', async t => {
+  test('grants skip lapsed tickets, fill every free slot, and lapse after their claim', async t => {
     const { store } = await factory(t)
     if (store.onGrant === undefined) return t.pass('this store does not grant')
     const tag = newTag()
@@ -799,7 +921,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(held(await store.tryAcquire(args(tag2, 'y:n'))), Acquired, 'and the slot is free again')
   })
 
-  t.test('a ticket kept alive by refreshes keeps its place past its first lifetime, and is granted', async t => {
+  test('a ticket kept alive by refreshes keeps its place past its first lifetime, and is granted', async t => {
     const { store } = await factory(t)
     if (store.onGrant === undefined) return t.pass('this store does not grant')
     const tag = newTag()
@@ -815,7 +937,7 @@ export function contract (t: Test, backend: Factory): void {
     t.same(grants, [[m('d:w'), false]], 'the long waiter still had its place, and got the slot')
   })
 
-  t.test('20,000 lapsed tickets ahead of a live one: grants still reach it within a bounded number of calls, none fails', async t => {
+  test('20,000 lapsed tickets ahead of a live one: grants still reach it within a bounded number of calls, none fails', async t => {
     const backend = await factory(t)
     const { store } = backend
     if (backend.seedLapsedTickets === undefined) return t.pass('this backend cannot seed lapsed tickets')
@@ -841,7 +963,7 @@ export function contract (t: Test, backend: Factory): void {
     t.equal(await store.release(ref(tag, 'w')), Released)
   })
 
-  t.test('a subject with max 10000 acquires and releases', async t => {
+  test('a subject with max 10000 acquires and releases', async t => {
     const { store } = await factory(t)
     const tag = newTag()
     const max = 10_000

@@ -64,12 +64,17 @@ local function exact (score)
   return string.format('%.17g', score)
 end
 
--- A class above 0 and a weight above 1 ride in the counter's field:
--- '<instance>:<counter>[.p<class>][.w<weight>]:<max>:<claimMs>'.
+-- A set's mark, a class above 0 and a weight above 1 ride in the counter's field:
+-- '<instance>:<counter>[.s][.p<class>][.w<weight>]:<max>:<claimMs>'.
 -- (A plain find first: most members carry neither, and a release should not pay a pattern.)
 local function priorityOf (member)
   if not string.find(member, '.p', 1, true) then return 0 end
   return tonumber(string.match(member, '^[^:]*:[^:]-%.p(%d+)') or 0)
+end
+
+-- A set's member (see acquire-set.ts) carries '.s' first in its counter's field.
+local function isSetMember (member)
+  return string.find(member, '.s', 1, true) ~= nil
 end
 
 local function weightOf (member)

@@ -1,6 +1,7 @@
 /**
  * The one piece of Lua the Redis store runs: a batch of operations, each on one subject's
- * three keys (holders, tickets, queue; keys[3i-2..3i]), executed in order, atomically, under
+ * three keys (holders, tickets, queue; keys[3i-2..3i]), or on three per subject of a set
+ * (acquireSet, code 'S', whose first argument is how many), executed in order, atomically, under
  * one Redis clock reading. Batching is what makes a busy process cheap: one call and one
  * round trip carry every operation its requests issued in the same turn of the event loop.
  *
@@ -18,9 +19,10 @@ import { GRANT_WAITING } from './grant-waiting'
 import { TRY_ACQUIRE } from './try-acquire'
 import { RELEASE } from './release'
 import { RENEW } from './renew'
+import { ACQUIRE_SET } from './acquire-set'
 import { luaOperationTable } from './operations'
 
-const BODY = PRELUDE + GRANT_WAITING + TRY_ACQUIRE + RELEASE + RENEW + luaOperationTable() + `
+const BODY = PRELUDE + GRANT_WAITING + TRY_ACQUIRE + RELEASE + RENEW + ACQUIRE_SET + luaOperationTable() + `
 local function runBatch (keys, argv)
   now, nowUs, armed, lastOrder = nil, nil, {}, {}
   grantChannelPrefix, shardedPubSub = argv[1], argv[2] == '1'
@@ -28,16 +30,24 @@ local function runBatch (keys, argv)
   local i = 3
   local k = 0
   while i <= #argv do
-    local operation = operations[argv[i]]
-    if not operation then return redis.error_reply('fastify-slots: unknown batch operation ' .. tostring(argv[i])) end
-    local run, argc = operation[1], operation[2]
-    local ok, reply = pcall(run, keys[k + 1], keys[k + 2], keys[k + 3], unpack(argv, i + 1, i + argc))
+    local ok, reply, argc, keyc
+    if argv[i] == 'S' then
+      local n = tonumber(argv[i + 1])
+      argc, keyc = 7 + 3 * n, 3 * n
+      ok, reply = pcall(acquireSet, { unpack(keys, k + 1, k + keyc) }, { unpack(argv, i + 1, i + argc) })
+    else
+      local operation = operations[argv[i]]
+      if not operation then return redis.error_reply('fastify-slots: unknown batch operation ' .. tostring(argv[i])) end
+      local run = operation[1]
+      argc, keyc = operation[2], 3
+      ok, reply = pcall(run, keys[k + 1], keys[k + 2], keys[k + 3], unpack(argv, i + 1, i + argc))
+    end
     if not ok then
       reply = type(reply) == 'table' and (reply.err or reply.message) or tostring(reply)
     end
     replies[#replies + 1] = reply
     i = i + 1 + argc
-    k = k + 3
+    k = k + keyc
   end
   return replies
 end
