@@ -8,7 +8,7 @@ import type { SlotError, SlotErrorCode } from './errors'
 import type { CallSettings, WaitProgress } from './options'
 import type { HeldSlot } from './slot'
 import type { Abortable, SlotOwner } from './slot-owner'
-import type { MemberRef, TryAcquireArgs } from './stores/store'
+import type { AcquireOutcome, MemberRef, SlotStore, TryAcquireAnswer, TryAcquireArgs } from './stores/store'
 import type { Subject } from './subject'
 
 export class Acquisition implements Abortable {
@@ -58,6 +58,26 @@ export class Acquisition implements Abortable {
     })
     // A rejection nobody awaited yet (it settled during the first try) is still handled.
     this.result.catch(() => {})
+  }
+
+  /** Its first try. */
+  tryFirst (store: SlotStore): Promise<TryAcquireAnswer> {
+    return store.tryAcquire(this.args)
+  }
+
+  /** A retry while it waits (the store grants what is free first). */
+  retry (store: SlotStore): Promise<AcquireOutcome> {
+    return store.poll(this.args)
+  }
+
+  /** What the store may hold of it: its ticket or its slot, per subject. */
+  get refs (): readonly MemberRef[] {
+    return [this.ref]
+  }
+
+  /** The local queue it waits in: its subject's (a set waits in one of its own). */
+  get queueKey (): string {
+    return this.ref.tag
   }
 
   /** Where it stands, for a ping frame function. */

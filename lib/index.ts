@@ -15,6 +15,7 @@ import { SlotsApi, type Candidate as CandidateType, type DetachedAcquireOptions 
 import type { SlotEventMap as SlotEventMapType } from './events'
 import type { SlotStats as SlotStatsType } from './stats'
 import { routeSlots, takeRouteSlots, type RouteSlot as RouteSlotType } from './route-config'
+import type { SlotRequest as SlotRequestType } from './set-subjects'
 import { checkRedisOrder, markWired, unwiredRoute } from './wiring-checks'
 import { callProtocol, rememberFailure, shapeErrorBody } from './error-body'
 import { pingFrames as pingFramesValue, protocols as protocolsValue, type ProtocolName as ProtocolNameType, type StreamProtocol as StreamProtocolType } from './protocols'
@@ -40,6 +41,11 @@ declare module 'fastify' {
      * waiting with backoff when full. Released automatically when the request ends.
      */
     acquireSlot (type: string, id: string | number, max: number, opts?: AcquireOptionsType): Promise<SlotType>
+    /**
+     * Takes a slot of every subject at once, or none: while any of them is full it holds none
+     * and waits as one waiter (see docs/slot-sets.md). Slots come back in the order asked.
+     */
+    acquireSlots (slots: readonly SlotRequestType[], opts?: Omit<AcquireOptionsType, 'weight'>): Promise<SlotType[]>
     /** True once fastify-slots committed the response as an SSE stream: keep writing on `reply.raw`. */
     slotStreamStarted: boolean
   }
@@ -69,7 +75,7 @@ function createStore (fastify: FastifyInstance, options: ResolvedOptions): SlotS
   if (!isRedisClient(client)) {
     throw new TypeError('fastify-slots: fastify.redis is not an ioredis client (@fastify/redis registered with a namespace?): pass one as the "redis" option')
   }
-  return new RedisStoreClass({ client, prefix: options.prefix })
+  return new RedisStoreClass({ client, prefix: options.prefix, hashTag: options.hashTag })
 }
 
 function requestSlots (request: SlotsRequest): RequestSlots {
@@ -108,6 +114,14 @@ async function fastifySlots (fastify: FastifyInstance, opts: FastifySlotsOptions
   fastify.decorateRequest('acquireSlot', function (this: FastifyRequest, type: string, id: string | number, max: number, callOptions?: AcquireOptionsType): Promise<SlotType> {
     try {
       return manager.acquire(requestSlots(this as SlotsRequest), type, id, max, callOptions).catch(failed(this, callOptions))
+    } catch (err) {
+      return Promise.reject(err).catch(failed(this, callOptions))
+    }
+  })
+
+  fastify.decorateRequest('acquireSlots', function (this: FastifyRequest, slots: readonly SlotRequestType[], callOptions?: AcquireOptionsType): Promise<SlotType[]> {
+    try {
+      return manager.acquireSet(requestSlots(this as SlotsRequest), slots, callOptions).catch(failed(this, callOptions))
     } catch (err) {
       return Promise.reject(err).catch(failed(this, callOptions))
     }
@@ -186,6 +200,7 @@ declare namespace fastifySlots {
   export type SlotEventMap = SlotEventMapType
   export type ProtocolName = ProtocolNameType
   export type RouteSlot = RouteSlotType
+  export type SlotRequest = SlotRequestType
   export type StreamProtocol = StreamProtocolType
   export type SlotError = SlotErrorClass
   export type MemoryStore = MemoryStoreClass

@@ -6,6 +6,8 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Acquisition } from './acquisition'
+import type { SetAcquisition } from './set-acquisition'
+import type { Subject } from './subject'
 import { ChurnMap } from './churn-map'
 import type { SlotEvents } from './events'
 import type { HoldTimes } from './hold-times'
@@ -42,13 +44,21 @@ export class LeaseKeeper {
 
   /** The acquisition's slot, held from now on. */
   take (acquisition: Acquisition): HeldSlot {
-    const { subject, owner, ref, started } = acquisition
+    return this.takeSlot(acquisition, acquisition.subject, acquisition.ref)
+  }
+
+  /** A set's slots, one per subject, held from now on (a set is admitted by its own call: none is claimed). */
+  takeSet (acquisition: SetAcquisition): HeldSlot[] {
+    return acquisition.parts.map(({ subject, args }) => this.takeSlot(acquisition, subject, { tag: args.tag, member: args.member }))
+  }
+
+  private takeSlot ({ owner, started, claimed }: Acquisition, subject: Subject, ref: MemberRef): HeldSlot {
     const slot = new HeldSlot(subject.type, subject.id, Date.now() - started, ref, owner.log, this.giveBackSlot)
     // The call that set its lease was sent at most storeTimeoutMs before its answer came.
-    slot.liveUntil = Date.now() - this.options.storeTimeoutMs + (acquisition.claimed ? this.options.claimMs : this.options.leaseMs)
+    slot.liveUntil = Date.now() - this.options.storeTimeoutMs + (claimed ? this.options.claimMs : this.options.leaseMs)
     this.held.set(ref.member, slot)
     // Granted by another process for its claim only: confirmed (renewed) at once.
-    if (acquisition.claimed) this.renew([slot]).catch(() => {})
+    if (claimed) this.renew([slot]).catch(() => {})
     return slot
   }
 

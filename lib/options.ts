@@ -95,6 +95,14 @@ export interface FastifySlotsOptions {
    * (a day, longer than any wait: strict classes). Use one value on every instance of a prefix.
    */
   priorityStepMs?: number
+  /**
+   * Redis Cluster: the hash tag a subject's keys go under, so that subjects taken together
+   * by acquireSlots share one shard and are taken in one atomic step (see
+   * docs/slot-sets.md). A function of the subject only; undefined keeps the subject's own.
+   * Use the same function on every instance, and change it only with no slot held: it moves
+   * subjects to other keys. Default: every subject under its own tag.
+   */
+  hashTag?: (type: string, id: string) => string | undefined
 }
 
 export interface AcquireOptions {
@@ -130,6 +138,7 @@ export interface ResolvedOptions {
   failFast: boolean
   maxRetryAfterSeconds: number
   priorityStepMs: number
+  hashTag: ((type: string, id: string) => string | undefined) | undefined
   /** Derived: a waiting ticket lapses unless refreshed (every third of it) by a live process. */
   ticketTtlMs: number
   /** Derived: how long a slot granted by another process is its waiter's before it confirms it. */
@@ -157,7 +166,7 @@ const DAY_MS = 86_400_000
 /** Classes above this would put a place beyond what a double holds exactly (priority × a day in µs, plus the time). */
 const MAX_PRIORITY = 1000
 /** A weight is that many entries written in one command (and in one Lua unpack, which is bounded). */
-const MAX_WEIGHT = 1000
+export const MAX_WEIGHT = 1000
 
 /** A weight above the call's max could never be admitted: refused like any bad argument. */
 export function checkWeight (weight: number, max: number): void {
@@ -173,7 +182,7 @@ type Fail = (name: string, problem: string) => Error
 
 const mustBe = (expected: string, got: unknown): string => `must be ${expected}, got ${describe(got)}`
 
-const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs', 'protocol', 'failFast', 'maxRetryAfterSeconds', 'priorityStepMs'])
+const KNOWN_OPTIONS = new Set(['store', 'redis', 'prefix', 'leaseMs', 'maxWaitMs', 'maxWaiters', 'backoff', 'ping', 'onStoreError', 'storeTimeoutMs', 'streamErrorFrame', 'fair', 'usageCacheMs', 'protocol', 'failFast', 'maxRetryAfterSeconds', 'priorityStepMs', 'hashTag'])
 // Options Fastify itself reads from every register() call; harmless here.
 const FASTIFY_REGISTER_OPTIONS = new Set(['logLevel', 'logSerializers'])
 const KNOWN_CALL_OPTIONS = new Set(['stream', 'maxWaitMs', 'maxWaiters', 'ping', 'fair', 'protocol', 'failFast', 'priority', 'weight'])
@@ -256,6 +265,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   }
   const streamErrorFrame = o.streamErrorFrame ?? protocol.errorFrame
   if (typeof streamErrorFrame !== 'function') throw invalidOption('streamErrorFrame', mustBe('a function', streamErrorFrame))
+  if (o.hashTag !== undefined && typeof o.hashTag !== 'function') throw invalidOption('hashTag', mustBe('a function (type, id) => string | undefined', o.hashTag))
+  if (o.hashTag !== undefined && store !== undefined && store !== 'redis') throw invalidOption('hashTag', 'applies only to the Redis store the plugin builds (give a RedisStore of your own its own hashTag)')
   const leaseMs = integer(invalidOption, 'leaseMs', o.leaseMs, 30_000, 100, DAY_MS)
   const backoff = resolveBackoff(invalidOption, o.backoff)
   const storeTimeoutMs = integer(invalidOption, 'storeTimeoutMs', o.storeTimeoutMs, 1000, 1, 60_000)
@@ -276,6 +287,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     failFast: boolean(invalidOption, 'failFast', o.failFast, false),
     maxRetryAfterSeconds: integer(invalidOption, 'maxRetryAfterSeconds', o.maxRetryAfterSeconds, 60, 1, DAY_MS / 1000),
     priorityStepMs: integer(invalidOption, 'priorityStepMs', o.priorityStepMs, STRICT_PRIORITY_STEP_MS, 1, DAY_MS),
+    hashTag: o.hashTag as ResolvedOptions['hashTag'],
     ...waitTimings(leaseMs, backoff, storeTimeoutMs)
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Declarative slots, the @fastify/rate-limit way: a route with `config: { slots: [...] }`
- * takes them in order in a preHandler and releases them like any other slot. Each field is a
- * value or a function of the request. Checked when the route is registered.
+ * takes them in a preHandler and releases them like any other slot. Each field is a value or
+ * a function of the request. Checked when the route is registered. Two or more slots are
+ * taken all at once or none (acquireSlots), under options merged from every entry.
  */
 import type { FastifyRequest, RouteOptions } from 'fastify'
 import { checkWeight, resolveCallSettings, type AcquireOptions, type ResolvedOptions } from './options'
@@ -48,8 +49,9 @@ export interface CompiledRouteSlot {
   options: AcquireOptions | ((request: FastifyRequest) => AcquireOptions)
 }
 
-function compile (slot: RouteSlot): CompiledRouteSlot {
-  const options: AcquireOptions = {}
+/** `waits`: the plugin's maxWaitMs and maxWaiters, for an entry of a set that sets neither (the set takes the least). */
+function compile (slot: RouteSlot, waits?: Pick<AcquireOptions, 'maxWaitMs' | 'maxWaiters'>): CompiledRouteSlot {
+  const options: AcquireOptions = { ...waits }
   if (slot.maxWaitMs !== undefined) options.maxWaitMs = slot.maxWaitMs
   if (slot.maxWaiters !== undefined) options.maxWaiters = slot.maxWaiters
   if (slot.fair !== undefined) options.fair = slot.fair
@@ -100,12 +102,38 @@ export function routeSlots (route: RouteOptions, plugin: ResolvedOptions): Compi
       throw routeError(route, index, (err as Error).message.replace(/^acquireSlot: /, ''))
     }
   })
-  return (slots as RouteSlot[]).map(compile)
+  const waits = slots.length > 1 ? { maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters } : undefined
+  return (slots as RouteSlot[]).map(slot => compile(slot, waits))
 }
 
-/** Takes the route's slots in order; a rejection leaves the earlier ones to be released with the request. */
+/**
+ * Takes the route's slots: one with acquireSlot, several with acquireSlots, whose one wait
+ * follows the strictest of the entries' options (the shortest maxWaitMs and maxWaiters, fair,
+ * failFast or stream if any entry asks, the highest priority, the first protocol given).
+ */
 export async function takeRouteSlots (request: FastifyRequest, slots: readonly CompiledRouteSlot[]): Promise<void> {
-  for (const slot of slots) {
+  if (slots.length === 1) {
+    const [slot] = slots
     await request.acquireSlot(resolve(slot.type, request), resolve(slot.id, request), resolve(slot.max, request), resolve(slot.options, request))
+    return
   }
+  const merged: AcquireOptions = {}
+  const subjects = slots.map(slot => {
+    const { weight, ...options } = resolve(slot.options, request)
+    mergeOptions(merged, options)
+    return { type: resolve(slot.type, request), id: resolve(slot.id, request), max: resolve(slot.max, request), weight }
+  })
+  await request.acquireSlots(subjects, merged)
+}
+
+function mergeOptions (into: AcquireOptions, options: AcquireOptions): void {
+  const least = (a: number | undefined, b: number | undefined): number | undefined => a === undefined ? b : b === undefined ? a : Math.min(a, b)
+  into.maxWaitMs = least(into.maxWaitMs, options.maxWaitMs)
+  into.maxWaiters = least(into.maxWaiters, options.maxWaiters)
+  if (options.fair === true) into.fair = true
+  if (options.failFast === true) into.failFast = true
+  if (options.stream === true) into.stream = true
+  if (options.priority !== undefined) into.priority = Math.max(into.priority ?? 0, options.priority)
+  into.protocol ??= options.protocol
+  for (const key of Object.keys(into) as Array<keyof AcquireOptions>) if (into[key] === undefined) delete into[key]
 }

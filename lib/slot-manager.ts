@@ -15,9 +15,15 @@ import { checkWeight, resolveCallSettings, type CallSettings, type ResolvedOptio
 import { HeldSlot, type Slot } from './slot'
 import type { SlotOwner } from './slot-owner'
 import { storeCall, storeUnavailable } from './store-call'
-import { AcquireOutcome, isAcquired, memberName, outcomeOf, type GrantSubscription, type MemberRef, type SlotStore, type TryAcquireAnswer } from './stores/store'
+import { AcquireOutcome, isAcquired, memberName, outcomeOf, type GrantSubscription, type MemberRef, type SlotStore, type TryAcquireAnswer, type TryAcquireArgs } from './stores/store'
 import { toSubject, validateMax, type Subject } from './subject'
 import { WaitRegistry } from './wait-registry'
+import { SetAcquisition } from './set-acquisition'
+import { toSetSubjects, type SetSubject } from './set-subjects'
+import { invalidArgument } from './errors'
+
+/** What a failed call reports from: its acquisition, or (a set taken in groups) the same fields. */
+type CallOf = Pick<Acquisition, 'owner' | 'started' | 'settings' | 'subject'>
 
 /** How many apps use each store: one passed to several apps is closed by the last of them. */
 const storeUsers = new WeakMap<SlotStore, number>()
@@ -44,7 +50,8 @@ export class SlotManager {
     this.events = new SlotEvents(log)
     this.defaultSettings = resolveCallSettings(undefined, options)
     this.waits = new WaitRegistry(store, options, this.events, log, store.onGrant !== undefined, this.holds, acquisition => {
-      acquisition.slot = this.leases.take(acquisition)
+      if (acquisition instanceof SetAcquisition) acquisition.slots = this.leases.takeSet(acquisition)
+      else acquisition.slot = this.leases.take(acquisition)
     })
     this.leases = new LeaseKeeper(store, options, this.events, log, this.holds, ref => this.waits.giveBack(ref), tag => {
       // Without grants, a waiter here learns of the freed slot by polling for it now.
@@ -81,21 +88,7 @@ export class SlotManager {
     if (owner.ended) throw this.waits.error('SLOT_WAIT_ABORTED', 'the request already ended', subject)
     if (this.closing) throw this.waits.error('SLOT_STORE_UNAVAILABLE', 'the server is shutting down', subject)
 
-    const acquisition = this.waits.register(subject, owner, settings, {
-      tag: subject.tag,
-      member: memberName(this.instanceId, ++this.counter, limit, this.options.claimMs, settings.priority, settings.weight),
-      max: limit,
-      leaseMs: this.options.leaseMs,
-      maxWaiters: settings.maxWaiters,
-      ticketTtlMs: settings.maxWaitMs > 0 ? this.options.ticketTtlMs : 0,
-      fair: settings.fair,
-      // Without fair mode, this process's earlier waiters of its class or higher still go
-      // first: no barging locally.
-      ahead: settings.fair ? 0 : this.waits.unitsWaitingFor(subject.tag, settings.priority),
-      priority: settings.priority,
-      priorityStepMs: this.options.priorityStepMs,
-      weight: settings.weight
-    }, started)
+    const acquisition = this.waits.register(subject, owner, settings, this.attemptArgs(subject, limit, settings, settings.weight, false), started)
     this.firstTry(acquisition).catch(() => {})
     try {
       await acquisition.result
@@ -113,6 +106,117 @@ export class SlotManager {
     owner.log.debug({ slotType: subject.type, slotId: subject.id, waitedMs: slot.waitedMs }, 'fastify-slots: slot acquired')
     this.events.notify('acquired', { type: subject.type, id: subject.id, waitedMs: slot.waitedMs })
     return slot
+  }
+
+  /**
+   * acquireSlots: every subject's slot at once, or none (see SlotStore.acquireSet). Slots come
+   * back in the order asked, a subject with max 0 as a bypassed slot.
+   */
+  async acquireSet (owner: SlotOwner, slots: unknown, opts: unknown): Promise<Slot[]> {
+    const started = Date.now()
+    const subjects = toSetSubjects(slots, opts)
+    const settings = opts === undefined ? this.defaultSettings : resolveCallSettings(opts, this.options)
+    if (settings.stream && owner.keepAlive === undefined) {
+      throw new SlotError('SLOT_INVALID_ARGUMENT', 'acquireSlots: option "stream" needs a request to stream to')
+    }
+    const limited = subjects.filter(s => s.max > 0)
+    const inOrder = (held: readonly Slot[]): Slot[] => {
+      let next = 0
+      return subjects.map(s => s.max === 0 ? this.bypass(s.subject, started, owner.log) : held[next++])
+    }
+    if (limited.length === 0) return inOrder([])
+    const store = this.store
+    if (limited.length > 1 && store.acquireSet === undefined) throw invalidArgument('acquireSlots: this store cannot take several slots at once (it has no acquireSet method)')
+    const first = limited[0].subject
+    if (owner.ended) throw this.waits.error('SLOT_WAIT_ABORTED', 'the request already ended', first)
+    if (this.closing) throw this.waits.error('SLOT_STORE_UNAVAILABLE', 'the server is shutting down', first)
+
+    const call = { owner, started, settings, subject: first }
+    const groups = limited.length === 1 ? [limited] : this.groupsOf(limited)
+    let held: HeldSlot[]
+    try {
+      held = groups.length === 1 ? await this.takeGroup(owner, limited, settings, started) : await this.takeAcross(owner, groups, settings, started)
+    } catch (err) {
+      // Fail-open bypasses every subject.
+      return inOrder(limited.map(() => this.failed(call, err)))
+    }
+    if (owner.ended) {
+      // It ended between the grant and now: the slots go back unseen (no events).
+      this.giveBackUnseen(held)
+      throw this.reject(call, this.waits.error('SLOT_WAIT_ABORTED', 'the request ended while acquiring its slots', first))
+    }
+    for (const slot of held) {
+      owner.hold(slot)
+      this.events.notify('acquired', { type: slot.type, id: slot.id, waitedMs: slot.waitedMs })
+    }
+    owner.log.debug({ slots: held.map(s => `${s.type}:${s.id}`), waitedMs: held[0].waitedMs }, 'fastify-slots: slots acquired')
+    return inOrder(held)
+  }
+
+  /** The subjects split into groups the store can take in one atomic step (one group on a single Redis). */
+  private groupsOf (subjects: SetSubject[]): SetSubject[][] {
+    const groups = this.store.groupsOf?.(subjects.map(s => s.subject.tag))
+    return groups === undefined ? [subjects] : groups.map(indexes => indexes.map(i => subjects[i]))
+  }
+
+  /** One group's slots, all or none: a set's, or one subject's; rejects as an acquisition does. */
+  private async takeGroup (owner: SlotOwner, group: SetSubject[], settings: CallSettings, started: number): Promise<HeldSlot[]> {
+    const acquisition = group.length === 1
+      ? this.waits.register(group[0].subject, owner, settings, this.attemptArgs(group[0].subject, group[0].max, settings, group[0].weight, false), started)
+      : this.waits.registerSet(group.map(({ subject, max, weight }) => ({ subject, args: this.attemptArgs(subject, max, settings, weight, true) })), owner, settings, started)
+    this.firstTry(acquisition).catch(() => {})
+    await acquisition.result
+    return acquisition instanceof SetAcquisition ? acquisition.slots : [acquisition.slot as HeldSlot]
+  }
+
+  /**
+   * Groups that no one step can take together (Redis Cluster shards): it waits for one group
+   * as usual, then tries every other at once without waiting (one round trip). If one is
+   * full, it gives back all it took and waits for that one next. So it never holds a slot
+   * while it waits for another longer than that round trip (and may be passed meanwhile).
+   */
+  private async takeAcross (owner: SlotOwner, groups: SetSubject[][], settings: CallSettings, started: number): Promise<HeldSlot[]> {
+    const now = { ...settings, maxWaitMs: 0 }
+    let waitFor = 0
+    for (;;) {
+      const held = await this.takeGroup(owner, groups[waitFor], settings, started)
+      const others = await Promise.allSettled(groups.map((group, i) => i === waitFor ? Promise.resolve(held) : this.takeGroup(owner, group, now, started)))
+      const taken = others.flatMap(o => o.status === 'fulfilled' ? o.value : [])
+      const full = others.findIndex(o => o.status === 'rejected')
+      if (full < 0) return groups.flatMap((_, i) => (others[i] as PromiseFulfilledResult<HeldSlot[]>).value)
+      this.giveBackUnseen(taken)
+      const reason = (others[full] as PromiseRejectedResult).reason as unknown
+      // Only "full" sends it to wait there; an abort, a store failure or the deadline ends it.
+      if (!(reason instanceof SlotError) || reason.code !== 'SLOT_WAIT_TIMEOUT' || owner.ended || Date.now() - started >= settings.maxWaitMs) throw reason
+      waitFor = full
+    }
+  }
+
+  /** Slots that go back without anyone having seen them (no events). */
+  private giveBackUnseen (slots: readonly HeldSlot[]): void {
+    for (const slot of slots) {
+      this.leases.forget(slot)
+      this.waits.giveBack(slot.ref as MemberRef)
+    }
+  }
+
+  /** The arguments of every try of one subject's member (a set's member when `set`). */
+  private attemptArgs (subject: Subject, max: number, settings: CallSettings, weight: number, set: boolean): TryAcquireArgs {
+    return {
+      tag: subject.tag,
+      member: memberName(this.instanceId, ++this.counter, max, this.options.claimMs, settings.priority, weight, set),
+      max,
+      leaseMs: this.options.leaseMs,
+      maxWaiters: settings.maxWaiters,
+      ticketTtlMs: settings.maxWaitMs > 0 ? this.options.ticketTtlMs : 0,
+      fair: settings.fair,
+      // Without fair mode, this process's earlier waiters of its class or higher still go
+      // first: no barging locally.
+      ahead: settings.fair ? 0 : this.waits.unitsWaitingFor(subject.tag, settings.priority),
+      priority: settings.priority,
+      priorityStepMs: this.options.priorityStepMs,
+      weight
+    }
   }
 
   get grantsReady (): Promise<void> {
@@ -149,7 +253,7 @@ export class SlotManager {
     acquisition.inStore = true
     let answer: TryAcquireAnswer
     try {
-      answer = await storeCall(this.store.tryAcquire(acquisition.args), this.options.storeTimeoutMs)
+      answer = await storeCall(acquisition.tryFirst(this.store), this.options.storeTimeoutMs)
     } catch (err) {
       acquisition.fail(err as Error)
       return
@@ -161,11 +265,13 @@ export class SlotManager {
     if (outcome === AcquireOutcome.AcquiredWithRoom) {
       acquisition.succeed()
       // Local waiters behind the room this try saw poll now.
-      this.waits.wake(subject.tag)
+      if (acquisition instanceof SetAcquisition) for (const ref of acquisition.refs) this.waits.wake(ref.tag)
+      else this.waits.wake(subject.tag)
       return
     }
     // The subject is (now) full: how long its slots are held is worth knowing from here on.
-    this.holds.watch(subject.tag)
+    if (acquisition instanceof SetAcquisition) for (const ref of acquisition.refs) this.holds.watch(ref.tag)
+    else this.holds.watch(subject.tag)
     if (isAcquired(outcome)) {
       acquisition.succeed()
       return
@@ -192,7 +298,7 @@ export class SlotManager {
   }
 
   /** A failed acquisition: its error (written into the stream if it was committed), or a bypass under fail-open. */
-  private failed (acquisition: Acquisition, err: unknown): Slot {
+  private failed (acquisition: CallOf, err: unknown): Slot {
     if (err instanceof SlotError) throw this.reject(acquisition, err)
     const { subject, owner, started } = acquisition
     this.events.notify('storeError', { operation: 'tryAcquire', error: err })
@@ -203,7 +309,7 @@ export class SlotManager {
     throw this.reject(acquisition, storeUnavailable(err, subject.type, subject.id))
   }
 
-  private reject ({ owner, started, settings }: Acquisition, error: SlotError): SlotError {
+  private reject ({ owner, started, settings }: CallOf, error: SlotError): SlotError {
     error.waitedMs = Date.now() - started
     this.events.notify('rejected', { type: error.slotType ?? '', id: error.slotId ?? '', code: error.code as RejectionCode, waitedMs: error.waitedMs })
     owner.failStream?.(error, settings.errorFrame)

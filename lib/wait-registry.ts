@@ -15,6 +15,7 @@ import type { HoldTimes } from './hold-times'
 import type { CallSettings, ResolvedOptions } from './options'
 import type { SlotOwner } from './slot-owner'
 import { storeCall } from './store-call'
+import { SetAcquisition, type SetPart } from './set-acquisition'
 import { AcquireOutcome, isAcquired, type MemberRef, type SlotStore, type TryAcquireArgs } from './stores/store'
 import type { Subject } from './subject'
 import { SubjectQueue } from './wait-queue'
@@ -56,12 +57,20 @@ export class WaitRegistry {
     return acquisition
   }
 
+  /** Registers a set (acquireSlots) under every member, before its first store call. */
+  registerSet (parts: readonly SetPart[], owner: SlotOwner, settings: CallSettings, started: number): SetAcquisition {
+    const acquisition = new SetAcquisition(parts, owner, settings, started, this.onSettled, this.onAbort)
+    for (const { args } of parts) this.acquisitions.set(args.member, acquisition)
+    owner.addWait(acquisition)
+    return acquisition
+  }
+
   /** Its first try found the subject full: it waits in the subject's local queue. */
   enqueue (acquisition: Acquisition): void {
     acquisition.waiting = true
     const { owner, settings, subject } = acquisition
     acquisition.startDeadline(() => this.timeout(acquisition))
-    this.queueFor(acquisition.ref.tag).add(acquisition)
+    this.queueFor(acquisition.queueKey).add(acquisition)
     if (settings.stream && settings.ping !== false && owner.keepAlive !== undefined) {
       acquisition.stopStream = owner.keepAlive(settings.ping, () => acquisition.progress(), () => this.events.notify('ping', { type: subject.type, id: subject.id }),
         () => acquisition.abort('SLOT_WAIT_ABORTED', 'writing a keepalive to the client failed'))
@@ -78,9 +87,31 @@ export class WaitRegistry {
     this.queues.get(tag)?.wake()
   }
 
-  /** The store granted `ref` a slot: true when a live acquisition took it. */
+  /**
+   * The store granted `ref` a slot: true when a live acquisition took it. For a set's member
+   * it is word that the set may fit now (grant passes never grant a set): it retries at once.
+   */
   granted (ref: MemberRef, claimed: boolean): boolean {
-    return this.acquisitions.get(ref.member)?.succeed(claimed) === true
+    const acquisition = this.acquisitions.get(ref.member)
+    if (!(acquisition instanceof SetAcquisition)) return acquisition?.succeed(claimed) === true
+    if (!acquisition.settled) this.retrySet(acquisition)
+    return true
+  }
+
+  /** One retry of a set at a time; word that arrives during one brings another after it. */
+  private retrySet (acquisition: SetAcquisition): void {
+    if (acquisition.retrying) {
+      acquisition.again = true
+      return
+    }
+    acquisition.retrying = true
+    this.poll(acquisition).catch(() => {}).finally(() => {
+      acquisition.retrying = false
+      if (acquisition.again && !acquisition.settled) {
+        acquisition.again = false
+        this.retrySet(acquisition)
+      }
+    })
   }
 
   /** Fails every acquisition (close): each gives back what the store holds of it. */
@@ -94,11 +125,15 @@ export class WaitRegistry {
    * granted slot, or queueing anew).
    */
   async refreshTickets (): Promise<void> {
-    const waiting = [...this.acquisitions.values()].filter(a => a.waiting)
+    // A set is in the map once per subject: each ticket once, each acquisition polled once.
+    const waiting = [...new Set(this.acquisitions.values())].filter(a => a.waiting)
     if (waiting.length === 0) return
+    const refs = waiting.flatMap(a => a.refs)
+    const owners = waiting.flatMap(a => a.refs.map(() => a))
     try {
-      const alive = await this.call(this.store.refreshTickets(waiting.map(a => a.ref), this.options.ticketTtlMs))
-      alive.forEach((ok, i) => { if (!ok && !waiting[i].settled) this.poll(waiting[i]).catch(() => {}) })
+      const alive = await this.call(this.store.refreshTickets(refs, this.options.ticketTtlMs))
+      const gone = new Set(owners.filter((_, i) => !alive[i]))
+      for (const acquisition of gone) if (!acquisition.settled) this.poll(acquisition).catch(() => {})
     } catch (err) {
       this.log.debug({ err }, 'fastify-slots: refreshing waiting tickets failed; retrying next tick')
       this.events.notify('storeError', { operation: 'refreshTickets', error: err })
@@ -139,7 +174,7 @@ export class WaitRegistry {
 
   /** One poll for a waiting acquisition; settles it when that decides its wait. */
   private async poll (acquisition: Acquisition): Promise<void> {
-    const outcome = await this.call(this.store.poll(acquisition.args))
+    const outcome = await this.call(acquisition.retry(this.store))
     if (isAcquired(outcome)) {
       acquisition.succeed()
     } else if (outcome === AcquireOutcome.QueueFull) {
@@ -150,26 +185,28 @@ export class WaitRegistry {
   }
 
   private settled (acquisition: Acquisition): void {
-    this.acquisitions.delete(acquisition.ref.member)
-    if (acquisition.waiting) this.queues.get(acquisition.ref.tag)?.remove(acquisition)
+    const set = acquisition instanceof SetAcquisition
+    if (set) for (const ref of acquisition.refs) this.acquisitions.delete(ref.member)
+    else this.acquisitions.delete(acquisition.ref.member)
+    if (acquisition.waiting) this.queues.get(acquisition.queueKey)?.remove(acquisition)
     acquisition.owner.removeWait(acquisition)
     acquisition.stopStream?.()
     if (acquisition.acquired) this.hold(acquisition)
     // A poll or grant still on its way lands before this give-back (one connection, in order).
-    else if (acquisition.inStore) this.giveBack(acquisition.ref)
+    else if (acquisition.inStore) for (const ref of set ? acquisition.refs : [acquisition.ref]) this.giveBack(ref)
   }
 
-  private queueFor (tag: string): SubjectQueue {
-    let queue = this.queues.get(tag)
+  private queueFor (key: string): SubjectQueue {
+    let queue = this.queues.get(key)
     if (queue === undefined) {
       const created = new SubjectQueue({
         backoff: this.options.backoff,
         granted: this.granting,
         poll: a => this.poll(a),
-        emptied: () => { if (this.queues.get(tag) === created) this.queues.delete(tag) }
+        emptied: () => { if (this.queues.get(key) === created) this.queues.delete(key) }
       })
       queue = created
-      this.queues.set(tag, queue)
+      this.queues.set(key, queue)
     }
     return queue
   }

@@ -85,13 +85,13 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     t.teardown(async () => {
       for (const prefix of prefixes) await deleteKeysUnder(redis, prefix)
     })
-    contract(t, async t => {
+    const backend = (hashTag?: () => string) => async (t: Test) => {
       const prefix = uniquePrefix('cluster-contract')
       prefixes.push(prefix)
       const stores: RedisStore[] = []
       t.teardown(() => { for (const store of stores) store.close() })
       const store = (client: Cluster): RedisStore => {
-        const created = new RedisStore({ client, prefix })
+        const created = new RedisStore({ client, prefix, hashTag })
         stores.push(created)
         return created
       }
@@ -99,8 +99,13 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
       return {
         store: main,
         peer: () => store(clusterClient(t, cluster)),
-        seedLapsedTickets: (tag, members) => seedLapsedRedisTickets(redis, main, tag, members)
+        seedLapsedTickets: hashTag === undefined ? (tag: string, members: readonly string[]) => seedLapsedRedisTickets(redis, main, tag, members) : undefined
       }
+    }
+    // Every subject under its own hash tag, spread over the shards; a set's subjects must share one.
+    contract(t, backend(), { except: /^sets:/ })
+    t.test('sets, with every subject under one hash tag', async t => {
+      contract(t, backend(() => 'contract'), { only: /^sets:/ })
     })
   })
 
@@ -252,6 +257,78 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
     t.equal(new Set(published).size, 1, `all on one channel, B's: ${[...new Set(published)].join(', ')}`)
     await eventually(async () => (await clusterKeysUnder(redis, prefix)).length === 0)
     t.same(await clusterKeysUnder(redis, prefix), [], 'no holder or waiter is left')
+  })
+
+  t.test('acquireSlots with a shared hashTag: one step on one shard, and a release in another app tells the waiting set to retry', async t => {
+    const prefix = uniquePrefix('cluster-sets')
+    const hashTag = (type: string, id: string): string | undefined => type === 'user' ? `gw:${id}` : type === 'account' ? 'gw:alice' : undefined
+    const backoff = { initialMs: 5000, maxMs: 5000 }
+    const appA = await clusterApp(t, { redis: clusterClient(t, cluster), prefix, backoff, hashTag })
+    const appB = await clusterApp(t, { redis: clusterClient(t, cluster), prefix, backoff, hashTag })
+    appA.get('/hold', async request => {
+      await request.acquireSlot('account', 'a1', 1)
+      await sleep(200)
+      return 'held'
+    })
+    appB.get('/set', async request => {
+      const slots = await request.acquireSlots([{ type: 'user', id: 'alice', max: 2 }, { type: 'account', id: 'a1', max: 1 }])
+      return { waitedMs: slots[0].waitedMs }
+    })
+    const redis = clusterClient(t, cluster)
+    const holding = appA.inject('/hold')
+    await eventually(async () => (await appA.slots.usage('account', ['a1']))[0].held === 1)
+    const answer = await appB.inject('/set')
+    t.equal((await holding).body, 'held')
+    t.equal(answer.statusCode, 200)
+    const { waitedMs } = answer.json()
+    t.ok(waitedMs >= 50 && waitedMs < 2000, `B waited for A (${waitedMs} ms), told by A's release, not by its 5000 ms backoff`)
+    const keys = await clusterKeysUnder(redis, prefix)
+    t.ok(keys.length > 0 && keys.every(k => k.startsWith(`${prefix}:{gw%3Aalice}:`)), `every key under the shared hash tag: ${keys.join(', ')}`)
+    t.equal(new Set(await Promise.all(keys.map(k => redis.cluster('KEYSLOT', k)))).size, 1, 'so in one slot')
+    await eventually(async () => (await clusterKeysUnder(redis, prefix)).length === 0)
+  })
+
+  t.test('acquireSlots across shards (no shared hashTag): never holds one slot while waiting for another, never over max, all complete', async t => {
+    const redis = clusterClient(t, cluster)
+    const prefix = uniquePrefix('cluster-sets-across')
+    const [user, account] = await tagsOnDistinctMasters(redis, prefix, 'user', 'x', 2)
+    const ids = [user, account].map(tag => tag.slice('user:'.length))
+    const app = await clusterApp(t, { redis, prefix, maxWaiters: 100, backoff: { initialMs: 10, maxMs: 50 } })
+    let release = (): void => {}
+    app.get('/hold', async request => {
+      await request.acquireSlot('user', ids[1], 1)
+      await new Promise<void>(resolve => { release = resolve })
+      return 'held'
+    })
+    const inFlight = [0, 0]
+    let over = 0
+    app.get('/set', async request => {
+      await request.acquireSlots([{ type: 'user', id: ids[0], max: 2 }, { type: 'user', id: ids[1], max: 1 }])
+      inFlight[0]++
+      inFlight[1]++
+      over = Math.max(over, inFlight[0] - 2, inFlight[1] - 1)
+      await sleep(5)
+      inFlight[0]--
+      inFlight[1]--
+      return 'both'
+    })
+    const holding = app.inject('/hold')
+    await eventually(async () => await clusterHolders(redis, prefix, account) === 1)
+    const waiter = app.inject('/set')
+    await eventually(async () => (await app.slots.usage('user', [ids[1]]))[0].waiting === 1)
+    const samples = []
+    for (let i = 0; i < 40; i++) {
+      samples.push(await clusterHolders(redis, prefix, user))
+      await sleep(5)
+    }
+    t.same([...new Set(samples)], [0], `while it waits for ${account}, it holds no slot of ${user} (${samples.length} samples)`)
+    release()
+    t.equal((await waiter).body, 'both')
+    t.equal((await holding).body, 'held')
+    const answers = await Promise.all(Array.from({ length: 30 }, () => app.inject('/set')))
+    t.same(answers.filter(r => r.body !== 'both').map(r => r.body), [], '30 concurrent sets complete')
+    t.equal(over, 0, 'neither subject was ever over its max')
+    await eventually(async () => (await clusterKeysUnder(redis, prefix)).length === 0)
   })
 
   t.test('every store method over all shards: right answers, no CROSSSLOT/MOVED/other error, only the given keys touched', async t => {
