@@ -24,7 +24,7 @@ import { RedisStore as RedisStoreClass, type RedisClientLike as RedisClientLikeT
 import {
   AcquireOutcome as AcquireOutcomeValue, memberName as memberNameValue, parseMember as parseMemberValue, type MemberInfo as MemberInfoType, type GrantListener as GrantListenerType, type GrantSubscription as GrantSubscriptionType,
   type MemberRef as MemberRefType, ReleaseOutcome as ReleaseOutcomeValue, type ReleaseArgs as ReleaseArgsType, type SlotStore as SlotStoreType, type SubjectLoad as SubjectLoadType, type TryAcquireArgs as TryAcquireArgsType,
-  type TryAcquireAnswer as TryAcquireAnswerType, type QueuedAnswer as QueuedAnswerType
+  type TryAcquireAnswer as TryAcquireAnswerType, type QueuedAnswer as QueuedAnswerType, type AcquireSetArgs as AcquireSetArgsType, type SetMemberArgs as SetMemberArgsType
 } from './stores/store'
 
 declare module 'fastify' {
@@ -184,6 +184,8 @@ declare namespace fastifySlots {
   export type TryAcquireArgs = TryAcquireArgsType
   export type TryAcquireAnswer = TryAcquireAnswerType
   export type QueuedAnswer = QueuedAnswerType
+  export type AcquireSetArgs = AcquireSetArgsType
+  export type SetMemberArgs = SetMemberArgsType
   export type MemberRef = MemberRefType
   export type MemberInfo = MemberInfoType
   export type ReleaseArgs = ReleaseArgsType

@@ -28,6 +28,7 @@ import * as redisClients from '../docs/examples/redis-clients'
 import * as honestWaiting from '../docs/examples/honest-waiting'
 import * as priorities from '../docs/examples/priorities'
 import * as weights from '../docs/examples/weights'
+import * as slotSets from '../docs/examples/slot-sets'
 
 type Test = tap.Test
 
@@ -332,6 +333,33 @@ for (const store of STORES) {
     const res = await second
     t.equal(res.json().weight, 4)
     t.ok(res.json().waitedMs >= 20, `it waited for the units (${String(res.json().waitedMs)} ms)`)
+    await finish()
+  })
+
+  t.test(`slot-sets.ts: a request waiting for a busy account holds no user slot; it gets both once the account frees (${store})`, async t => {
+    const { redisUrl, prefix } = await storeFor(t, store, 'sets')
+    const app = await slotSets.buildApp(redisUrl === undefined ? {} : { redis: client(t, redisUrl), prefix }, 200)
+    const finish = closing(t, app, redisUrl === undefined ? undefined : { url: redisUrl, prefix })
+    const post = (account: string): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url: '/v1/messages', headers: { 'x-user-id': 'alice' }, payload: { account } })
+    const load = async (type: string, id: string): Promise<{ held: number, waiting: number }> => {
+      const [{ held, waiting }] = await app.slots.usage(type, [id])
+      return { held, waiting }
+    }
+    // The account's two slots busy (with alice's own requests), a third request for it waits...
+    const busy = [post('acct-1'), post('acct-1')]
+    await eventually(async () => (await load('account', 'acct-1')).held === 2)
+    const third = post('acct-1')
+    await eventually(async () => (await load('account', 'acct-1')).waiting === 1)
+    t.same(await load('user', 'alice'), { held: 2, waiting: 1 }, 'holding none of alice\'s three user slots')
+    // ...so her request to another account gets the last one at once.
+    const other = await post('acct-2')
+    t.equal(other.statusCode, 200)
+    t.ok(other.json().waitedMs < 100, `acct-2 was not held up (${String(other.json().waitedMs)} ms)`)
+    const answers = await Promise.all([...busy, third])
+    t.same(answers.map(r => r.statusCode), [200, 200, 200])
+    t.ok(answers[2].json().waitedMs >= 100, `the third waited for acct-1 (${String(answers[2].json().waitedMs)} ms)`)
+    const batch = await Promise.all([1, 2].map(() => app.inject({ method: 'POST', url: '/v1/batch', headers: { 'x-user-id': 'bob' } })))
+    t.same(batch.map(r => r.body), ['done', 'done'], 'the route form: weight 2 of 2, so one at a time')
     await finish()
   })
 

@@ -21,7 +21,8 @@ export const defaults: fastifySlots.FastifySlotsOptions = {
   usageCacheMs: 0, // how long fastify.slots.usage() answers from memory
   failFast: false, // true: 429 SLOT_WAIT_TOO_LONG at once when the expected wait outlasts maxWaitMs
   maxRetryAfterSeconds: 60, // upper clamp of a 429's Retry-After, estimated from observed holds
-  priorityStepMs: 86_400_000 // a class above waits as if it came this much earlier: a day is strict
+  priorityStepMs: 86_400_000, // a class above waits as if it came this much earlier: a day is strict
+  hashTag: undefined // Redis Cluster: (type, id) => a hash tag shared by subjects taken together
 }
 
 export async function buildApp (options: fastifySlots.FastifySlotsOptions = defaults): Promise<FastifyInstance> {

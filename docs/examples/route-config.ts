@@ -1,7 +1,8 @@
 /**
- * Declarative slots: `config: { slots: [...] }` on a route takes them in order before the
- * handler (in a preHandler that runs after the route's own hooks) and releases them when the
- * response ends. Each of type, id, max and stream is a value or a function of the request.
+ * Declarative slots: `config: { slots: [...] }` on a route takes them before the handler (in
+ * a preHandler that runs after the route's own hooks), several of them all at once or none
+ * (see docs/slot-sets.md), and releases them when the response ends. Each of type, id, max
+ * and stream is a value or a function of the request.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyRedis from '@fastify/redis'
@@ -42,7 +43,8 @@ export async function buildApp ({ redisUrl, slots = {}, upstreamMs = 100 }: Rout
       slots: [
         // Per request: the caller's own limit.
         { type: 'user', id: request => request.caller!.userId, max: request => request.caller!.limit },
-        // Static: one upstream account, 10 in flight, and this route waits at most 5 s for it.
+        // Static: one upstream account, 10 in flight. Both slots are taken at once or not at
+        // all, and the route waits at most 5 s for them (the shortest maxWaitMs of its entries).
         { type: 'account', id: 'acct-1', max: 10, maxWaitMs: 5000 }
       ]
     }

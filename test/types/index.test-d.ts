@@ -163,6 +163,22 @@ expectType<number>(fastifySlotsCjs.parseMember('i:1.p2.w3:3:1000').weight)
 expectAssignable<AcquireOptions>({ weight: 2 })
 expectNotAssignable<AcquireOptions>({ weight: '2' })
 app.get('/w', { config: { slots: [{ type: 'user', id: 1, max: 8, weight: (req) => req.headers['x-batch'] === '1' ? 4 : 1 }] } }, async () => 'ok')
+// All-or-nothing slots of several subjects.
+app.get('/set', async request => {
+  const slots = await request.acquireSlots([{ type: 'user', id: 1, max: 3 }, { type: 'account', id: 'a', max: 10, weight: 2 }], { maxWaitMs: 5000, priority: 1 })
+  expectType<Slot[]>(slots)
+  expectError(request.acquireSlots([{ type: 'user', id: 1, max: 3 }], { weight: 2 }))
+  expectError(request.acquireSlots([{ type: 'user', id: 1 }]))
+  expectError(request.acquireSlots([{ type: 'user', id: 1, max: 3, weight: '2' }]))
+  return 'ok'
+})
+expectAssignable<fastifySlotsCjs.SlotRequest>({ type: 'user', id: 'u', max: 2, weight: 1 })
+app.register(fastifySlots, { redis: new Cluster([]), hashTag: (type, id) => type === 'account' ? 'gw' : `gw:${id}` })
+app.register(fastifySlots, { hashTag: () => undefined })
+expectError(app.register(fastifySlots, { hashTag: 'gw' }))
+expectType<boolean>(fastifySlotsCjs.parseMember('i:1.s:3:1000').set)
+expectAssignable<fastifySlotsCjs.AcquireSetArgs>({ members: [{ tag: 'user:1', member: 'i:1.s:3:1000', max: 3 }], first: true, leaseMs: 1000, maxWaiters: 1, ticketTtlMs: 500 })
+expectAssignable<Partial<SlotStore>>({ acquireSet: async () => AcquireOutcome.Acquired, groupsOf: () => undefined })
 app.slots.on('queued', e => {
   expectType<number>(e.priority)
   expectType<string>(e.type)
