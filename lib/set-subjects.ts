@@ -26,7 +26,7 @@ const CALLER = 'acquireSlots'
 
 export function toSetSubjects (slots: unknown, opts: unknown): SetSubject[] {
   if (!Array.isArray(slots) || slots.length === 0) throw invalidArgument(`${CALLER}: slots must be a non-empty array of { type, id, max, weight? }, got ${describe(slots)}`)
-  if (typeof opts === 'object' && opts !== null && Object.hasOwn(opts, 'weight')) {
+  if (typeof opts === 'object' && opts !== null && (opts as { weight?: unknown }).weight !== undefined) {
     throw invalidArgument(`${CALLER}: option "weight" is per subject: give it in each slot, { type, id, max, weight }`)
   }
   const seen = new Set<string>()

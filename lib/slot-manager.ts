@@ -137,8 +137,9 @@ export class SlotManager {
     try {
       held = groups.length === 1 ? await this.takeGroup(owner, limited, settings, started) : await this.takeAcross(owner, groups, settings, started)
     } catch (err) {
-      // Fail-open bypasses every subject.
-      return inOrder(limited.map(() => this.failed(call, err)))
+      // Fail-open (failed() answers a bypass, or throws) bypasses every subject, each its own.
+      this.failed(call, err)
+      return inOrder(limited.map(s => this.bypass(s.subject, started, owner.log)))
     }
     if (owner.ended) {
       // It ended between the grant and now: the slots go back unseen (no events).

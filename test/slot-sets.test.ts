@@ -189,3 +189,33 @@ t.test('acquireSlots: a subject with max 0 is a bypassed slot, one limited subje
   t.same((await app.inject('/mixed')).json(), [['user', true], ['account', false]])
   t.equal(await held(app, 'account', '1'), 0)
 })
+
+t.test('fastify.slots.acquireAll takes a set outside a request; its signal aborts the wait and leaves nothing', async t => {
+  const { apps: [app], keys } = await apps(t, 'redis', 1)
+  const job = await app.slots.acquireAll([{ type: 'user', id: 'job', max: 1 }, { type: 'account', id: 'j', max: 1 }])
+  t.same(job.map(s => `${s.type}:${s.id}`), ['user:job', 'account:j'])
+  const controller = new AbortController()
+  const waiting = app.slots.acquireAll([{ type: 'account', id: 'j', max: 1 }, { type: 'user', id: 'job2', max: 1 }], { signal: controller.signal })
+  await eventually(async () => (await app.slots.usage('account', ['j']))[0].waiting === 1)
+  controller.abort()
+  await t.rejects(waiting, { code: 'SLOT_WAIT_ABORTED' })
+  await t.rejects(app.slots.acquireAll([{ type: 'user', id: 1, max: 1 }, { type: 'acct', id: 1, max: 1 }], { stream: true } as never), { code: 'SLOT_INVALID_ARGUMENT' })
+  await Promise.all(job.map(s => s.release()))
+  await eventually(async () => (await keys()).length === 0)
+  t.same(await keys(), [])
+})
+
+t.test('fail-open: a set whose store fails bypasses each of its subjects under its own type and id', async t => {
+  class FailingSets extends MemoryStore {
+    override async acquireSet (): Promise<never> {
+      throw new Error('store down')
+    }
+  }
+  const app = await slotsApp(t, { store: new FailingSets(), onStoreError: 'fail-open' })
+  app.get('/set', async request => {
+    // weight: undefined is no weight (the option is per subject): accepted.
+    const slots = await request.acquireSlots([{ type: 'user', id: 1, max: 1 }, { type: 'free', id: 2, max: 0 }, { type: 'account', id: 'a', max: 1 }], { weight: undefined } as never)
+    return slots.map(s => [`${s.type}:${s.id}`, s.bypassed])
+  })
+  t.same((await app.inject('/set')).json(), [['user:1', true], ['free:2', true], ['account:a', true]])
+})
