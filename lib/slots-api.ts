@@ -8,6 +8,7 @@ import { invalidArgument } from './errors'
 import type { SlotEventMap } from './events'
 import type { AcquireOptions } from './options'
 import type { Slot } from './slot'
+import type { SlotRequest } from './set-subjects'
 import type { SlotManager } from './slot-manager'
 import { withDetachedOwner } from './slot-owner'
 import { StatsRecorder, type SlotStats } from './stats'
@@ -70,6 +71,19 @@ export class SlotsApi {
       return Promise.reject(invalidArgument(`acquire: option "${streamOnly}" applies only to a request's stream (request.acquireSlot); fastify.slots.acquire takes maxWaitMs, maxWaiters, fair, failFast, priority, weight and signal`))
     }
     return withDetachedOwner(this.log, signal, owner => this.manager.acquire(owner, type, id, max, rest))
+  }
+
+  /**
+   * Takes a slot of every subject at once, or none, outside any request (see
+   * request.acquireSlots): released by each `slot.release()` or on app close.
+   */
+  acquireAll (slots: readonly SlotRequest[], opts?: Omit<DetachedAcquireOptions, 'weight'>): Promise<Slot[]> {
+    const { signal, ...rest } = opts ?? {}
+    const streamOnly = STREAM_ONLY_OPTIONS.find(name => Object.hasOwn(rest, name))
+    if (streamOnly !== undefined) {
+      return Promise.reject(invalidArgument(`acquireAll: option "${streamOnly}" applies only to a request's stream (request.acquireSlots)`))
+    }
+    return withDetachedOwner(this.log, signal, owner => this.manager.acquireSet(owner, slots, opts === undefined ? undefined : rest))
   }
 
   /**
