@@ -6,7 +6,11 @@
  * through a FlakyProxy. Memory: three apps in this process sharing ONE MemoryStore. Apps use
  * different leaseMs, storeTimeoutMs, backoff, maxWaiters and fair; callers use mixed `max` on
  * the same subject, priority classes 1 to 3 on 30 % of calls, weights 2 to max on 25 % and
- * failFast on 20 %; invariant (a) counts units. Client loops (each with its own PRNG derived from the seed, so each loop's
+ * failFast on 20 %; invariant (a) counts units. About 20 % of calls (over a quarter of the
+ * HTTP ones: request.acquireSlots has no detached form) take a set of 2 or 3 distinct subjects
+ * at once, in a random order (so sets cross each other's order), each with its usual limits
+ * and weights as above, a tenth of them with an extra max-0 subject; 30 % of the HTTP calls
+ * release with slot.release(). Client loops (each with its own PRNG derived from the seed, so each loop's
  * sequence of operations replays exactly) send: acquire + hold + release (HTTP), client
  * aborts (the HTTP request destroyed at a random time), `fastify.slots.acquire` with an
  * AbortSignal aborted at a random time (also synchronously, and on setImmediate while the
@@ -16,7 +20,8 @@
  *
  * Invariants:
  *  (a) whenever a handler starts running with a slot, for every limit m among the handlers of
- *      that subject running, those with a max <= m weigh at most m units (the last admitted of them
+ *      that subject running, those with a max <= m weigh at most m units, each of a set's slots
+ *      counting in its own subject (the last admitted of them
  *      found the others holding: the admission rule seen from outside, sound whatever order
  *      the handlers record their starts in; records: test/fixtures/model-app.ts; a killed or
  *      closing app's holders stop counting at that moment);
@@ -27,7 +32,12 @@
  *      call whose client went away or whose signal aborted settles within margin of that;
  *  (d) only SlotErrors with codes SLOT_WAIT_TIMEOUT, SLOT_QUEUE_FULL, SLOT_WAIT_TOO_LONG (a
  *      fifth of the calls use failFast), SLOT_WAIT_ABORTED and SLOT_STORE_UNAVAILABLE (HTTP
- *      200, 429 or 503), no unhandled error.
+ *      200, 429 or 503), no unhandled error;
+ *  (i) sets are all or nothing: acquireSlots resolves to a slot of every subject asked, in its
+ *      order (bypassed exactly for max 0), and no sample of the records (every 25 ms, all
+ *      subjects in one step) finds a set's holder in some of its subjects only. A set that
+ *      waited while holding part of its slots, or deadlocked with another set, would instead
+ *      show as (a) or as calls that do not settle (c), and its leftovers as (b).
  *
  * `runModel` never throws for a violation: it returns them, each naming the seed.
  */
@@ -39,7 +49,7 @@ import { send } from '../chaos/http'
 import { FlakyProxy } from '../helpers/flaky-proxy'
 import { startFixture } from '../helpers/processes'
 import { freePort, keysUnder, PrivateRedis, uniquePrefix } from '../helpers/redis'
-import { MemoryRecords, recordKeys, safetyDetail, startModelApp, type AppConfig, type ModelApp, type Report } from '../fixtures/model-app'
+import { MemoryRecords, recordKeys, safetyDetail, SAMPLE, setProblems, startModelApp, type AppConfig, type ModelApp, type Report } from '../fixtures/model-app'
 import { prng } from '../helpers/prng'
 
 export interface ModelOptions {
@@ -54,6 +64,8 @@ export interface ModelOptions {
   clients?: number
   /** Callers use mixed `max` on acct:m and acct:n (default true); false: one max per subject, to look past that bug. */
   mixedMax?: boolean
+  /** About 20 % of calls take sets of subjects with acquireSlots (default true); false: singles only. */
+  sets?: boolean
 }
 
 export interface Violation {
@@ -84,6 +96,8 @@ const SUBJECTS: Record<string, number[]> = {
   'acct:n': [1, 3]
 }
 const TAGS = Object.keys(SUBJECTS)
+/** Taken only within sets, with max 0: acquireSlots answers it with a bypassed slot. */
+const FREE_TAG = 'free:z'
 
 interface Role {
   name: string
@@ -145,7 +159,7 @@ export async function runModel (options: ModelOptions): Promise<ModelResult> {
   const counts: Record<string, number> = {}
   const count = (key: string, n = 1): void => { counts[key] = (counts[key] ?? 0) + n }
   const replay = `node -r ts-node/register/transpile-only test/model/run.ts --store ${options.store} --seed ${options.seed} --seconds ${options.seconds}` +
-    `${options.clients === undefined ? '' : ` --clients ${options.clients}`}${options.mixedMax === false ? ' --uniform-max' : ''}`
+    `${options.clients === undefined ? '' : ` --clients ${options.clients}`}${options.mixedMax === false ? ' --uniform-max' : ''}${options.sets === false ? ' --no-sets' : ''}`
   const report = (r: Report): void => {
     if (r.invariant.startsWith('note') || r.invariant === 'harness') {
       notes.push(r)
@@ -315,22 +329,37 @@ async function model (o: ModelOptions, report: (r: Report) => void, count: (key:
       const ff = rng() < 0.2 ? '&ff=1' : ''
       const pr = rng() < 0.3 ? `&pr=${between(1, 3)}` : ''
       const wt = rng() < 0.25 && max > 1 ? `&wt=${between(2, max)}` : ''
+      const rel = rng() < 0.3 ? '&rel=1' : ''
+      // A set: 2 or 3 distinct subjects in a random order (a partial Fisher-Yates), each with a
+      // max and a weight drawn as a single's; sometimes one more subject, with max 0, anywhere.
+      const setPick = rng()
+      const setTags = [...TAGS]
+      const setSize = between(2, 3)
+      for (let i = 0; i < setSize; i++) setTags.splice(i, 0, ...setTags.splice(between(i, setTags.length - 1), 1))
+      const setParts = setTags.slice(0, setSize).map(t => {
+        const limits = SUBJECTS[t]
+        const m = o.mixedMax === false ? limits[0] : pick(limits)
+        return `${t}-${m}-${rng() < 0.25 && m > 1 ? between(2, m) : 1}`
+      })
+      if (rng() < 0.1) setParts.splice(between(0, setParts.length), 0, `${FREE_TAG}-0-1`)
+      const isSet = o.sets !== false && r < 0.72 && setPick < 0.28
       const h = handles.find(x => x.role === roles[appIndex] && x.up) ?? handles.find(x => x.up)
       if (h === undefined) {
         await sleep(20)
         continue
       }
       const query = `s=${tag}&max=${max}&hold=${hold}&wait=${wait}${fair}${mw}${ff}${pr}${wt}`
+      const setQuery = `set=${setParts.join(',')}&hold=${hold}&wait=${wait}${fair}${mw}${ff}${pr}`
       const margin = marginOf(h.role)
       let kind: string
       let path: string
       let abortAfterMs: number | undefined
       if (r < 0.55) {
-        kind = 'hold'
-        path = `/hold?${query}`
+        kind = isSet ? 'set-hold' : 'hold'
+        path = `/hold?${isSet ? setQuery : query}${rel}`
       } else if (r < 0.72) {
-        kind = 'client-abort'
-        path = `/hold?${query}`
+        kind = isSet ? 'set-client-abort' : 'client-abort'
+        path = `/hold?${isSet ? setQuery : query}${rel}`
         abortAfterMs = clientAbort
       } else {
         kind = 'detached'
@@ -423,8 +452,38 @@ async function model (o: ModelOptions, report: (r: Report) => void, count: (key:
     }
   }
 
-  log(`load: ${clients} clients for ${o.seconds} s, seed ${o.seed}, store ${o.store}, prefix ${prefix}`)
-  const loops = [...Array.from({ length: clients }, (_, i) => clientLoop(i)), chaosLoop()]
+  /**
+   * (i) Samples every running set at once (one Lua call; in memory, one synchronous read) and
+   * checks each set's holder runs in all of its subjects. On a timer, not a PRNG: it only reads.
+   */
+  async function sampleLoop (): Promise<void> {
+    const keys = recordKeys(recPrefix, TAGS)
+    const subjectOf = new Map(TAGS.map(tag => [keys.running(tag), tag]))
+    // A broken holder stays broken until it exits: reported once, not on every sample.
+    const reported = new Set<string>()
+    while (load.running && Date.now() < loadEnd) {
+      let sample: Array<[string, string, string]>
+      if (memory !== undefined) {
+        sample = memory.records.sample()
+      } else {
+        const flat = await control!.eval(SAMPLE, TAGS.length, ...TAGS.map(keys.running)) as string[]
+        sample = []
+        for (let i = 0; i < flat.length; i += 3) sample.push([subjectOf.get(flat[i]) ?? flat[i], flat[i + 1], flat[i + 2]])
+      }
+      const { problems, setHolders } = setProblems(sample)
+      count('sample')
+      count('sample:set-holders', setHolders)
+      for (const { holder, detail } of problems) {
+        if (reported.has(holder)) continue
+        reported.add(holder)
+        report({ invariant: 'i-set', detail: `sample: ${detail}`, at: Date.now() })
+      }
+      await sleep(25)
+    }
+  }
+
+  log(`load: ${clients} clients for ${o.seconds} s, seed ${o.seed}, store ${o.store}, prefix ${prefix}${o.sets === false ? ', no sets' : ''}`)
+  const loops = [...Array.from({ length: clients }, (_, i) => clientLoop(i)), chaosLoop(), sampleLoop()]
   await Promise.all(loops)
   load.running = false
   log(`load over; closing ${handles.length} apps`)

@@ -1,10 +1,11 @@
 /**
  * The model test from the command line:
  *
- *   node -r ts-node/register/transpile-only test/model/run.ts --seconds 30 --seed 7 [--store redis|memory|both] [--clients N] [--uniform-max] [--quiet]
+ *   node -r ts-node/register/transpile-only test/model/run.ts --seconds 30 --seed 7 [--store redis|memory|both] [--clients N] [--uniform-max] [--no-sets] [--quiet]
  *
  * --uniform-max: one max per subject (mixed max over-admits on the current lib and would
- * hide everything else).
+ * hide everything else). --no-sets: singles only (no acquireSlots), to tell a violation of
+ * sets from one of singles.
  *
  * Redis: REDIS_URL when set (the run keeps to a unique key prefix and never flushes), else a
  * private redis-server. Prints every violation with the seed that reproduces it and a summary;
@@ -19,16 +20,18 @@ interface Args {
   clients?: number
   quiet: boolean
   uniformMax: boolean
+  noSets: boolean
 }
 
 function parse (argv: string[]): Args {
-  const args: Args = { seconds: 20, seed: Date.now() % 100_000, store: 'both', quiet: false, uniformMax: false }
-  const usage = 'usage: run.ts [--seconds N] [--seed N] [--store redis|memory|both] [--clients N] [--quiet] [--uniform-max]'
+  const args: Args = { seconds: 20, seed: Date.now() % 100_000, store: 'both', quiet: false, uniformMax: false, noSets: false }
+  const usage = 'usage: run.ts [--seconds N] [--seed N] [--store redis|memory|both] [--clients N] [--quiet] [--uniform-max] [--no-sets]'
+  const flags = { '--quiet': 'quiet', '--uniform-max': 'uniformMax', '--no-sets': 'noSets' } as const
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i]
     const value = argv[i + 1]
-    if (name === '--quiet' || name === '--uniform-max') {
-      args[name === '--quiet' ? 'quiet' : 'uniformMax'] = true
+    if (Object.hasOwn(flags, name)) {
+      args[flags[name as keyof typeof flags]] = true
       continue
     }
     if (name === '--store' && (value === 'redis' || value === 'memory' || value === 'both')) args.store = value
@@ -58,7 +61,7 @@ async function main (): Promise<void> {
   const log = args.quiet ? undefined : (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`)
   let ok = true
   for (const store of stores) {
-    const result = await runModel({ seed: args.seed, seconds: args.seconds, store, clients: args.clients, mixedMax: !args.uniformMax, redisUrl: process.env.REDIS_URL, log })
+    const result = await runModel({ seed: args.seed, seconds: args.seconds, store, clients: args.clients, mixedMax: !args.uniformMax, sets: !args.noSets, redisUrl: process.env.REDIS_URL, log })
     print(result)
     ok &&= result.ok
   }
