@@ -172,6 +172,7 @@ app.get('/set', async request => {
   expectError(request.acquireSlots([{ type: 'user', id: 1, max: 3, weight: '2' }]))
   return 'ok'
 })
+expectType<Promise<Slot[]>>(app.slots.acquireAll([{ type: 'user', id: 1, max: 3 }, { type: 'account', id: 'a', max: 1 }], { signal: new AbortController().signal }))
 expectAssignable<fastifySlotsCjs.SlotRequest>({ type: 'user', id: 'u', max: 2, weight: 1 })
 app.register(fastifySlots, { redis: new Cluster([]), hashTag: (type, id) => type === 'account' ? 'gw' : `gw:${id}` })
 app.register(fastifySlots, { hashTag: () => undefined })
