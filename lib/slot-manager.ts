@@ -21,6 +21,7 @@ import { WaitRegistry } from './wait-registry'
 import { SetAcquisition } from './set-acquisition'
 import { toSetSubjects, type SetSubject } from './set-subjects'
 import { invalidArgument } from './errors'
+import { takeAcrossShards } from './take-across-shards'
 
 /** What a failed call reports from: its acquisition, or (a set taken in groups) the same fields. */
 type CallOf = Pick<Acquisition, 'owner' | 'started' | 'settings' | 'subject'>
@@ -120,9 +121,10 @@ export class SlotManager {
       throw new SlotError('SLOT_INVALID_ARGUMENT', 'acquireSlots: option "stream" needs a request to stream to')
     }
     const limited = subjects.filter(s => s.max > 0)
-    const inOrder = (held: readonly Slot[]): Slot[] => {
-      let next = 0
-      return subjects.map(s => s.max === 0 ? this.bypass(s.subject, started, owner.log) : held[next++])
+    // Groups of shards may come back in another order than asked: each slot goes to its subject.
+    const inOrder = (held: readonly HeldSlot[]): Slot[] => {
+      const byTag = new Map(held.map(slot => [(slot.ref as MemberRef).tag, slot]))
+      return subjects.map(s => byTag.get(s.subject.tag) ?? this.bypass(s.subject, started, owner.log))
     }
     if (limited.length === 0) return inOrder([])
     const store = this.store
@@ -135,11 +137,17 @@ export class SlotManager {
     const groups = limited.length === 1 ? [limited] : this.groupsOf(limited)
     let held: HeldSlot[]
     try {
-      held = groups.length === 1 ? await this.takeGroup(owner, limited, settings, started) : await this.takeAcross(owner, groups, settings, started)
+      held = groups.length === 1
+        ? await this.takeGroup(owner, limited, settings, started)
+        : await takeAcrossShards(groups, {
+          take: (group, wait) => this.takeGroup(owner, group, wait ? settings : { ...settings, maxWaitMs: 0 }, started),
+          giveBack: slots => this.giveBackUnseen(slots),
+          over: () => owner.ended || Date.now() - started >= settings.maxWaitMs
+        })
     } catch (err) {
       // Fail-open (failed() answers a bypass, or throws) bypasses every subject, each its own.
       this.failed(call, err)
-      return inOrder(limited.map(s => this.bypass(s.subject, started, owner.log)))
+      return inOrder([])
     }
     if (owner.ended) {
       // It ended between the grant and now: the slots go back unseen (no events).
@@ -168,29 +176,6 @@ export class SlotManager {
     this.firstTry(acquisition).catch(() => {})
     await acquisition.result
     return acquisition instanceof SetAcquisition ? acquisition.slots : [acquisition.slot as HeldSlot]
-  }
-
-  /**
-   * Groups that no one step can take together (Redis Cluster shards): it waits for one group
-   * as usual, then tries every other at once without waiting (one round trip). If one is
-   * full, it gives back all it took and waits for that one next. So it never holds a slot
-   * while it waits for another longer than that round trip (and may be passed meanwhile).
-   */
-  private async takeAcross (owner: SlotOwner, groups: SetSubject[][], settings: CallSettings, started: number): Promise<HeldSlot[]> {
-    const now = { ...settings, maxWaitMs: 0 }
-    let waitFor = 0
-    for (;;) {
-      const held = await this.takeGroup(owner, groups[waitFor], settings, started)
-      const others = await Promise.allSettled(groups.map((group, i) => i === waitFor ? Promise.resolve(held) : this.takeGroup(owner, group, now, started)))
-      const taken = others.flatMap(o => o.status === 'fulfilled' ? o.value : [])
-      const full = others.findIndex(o => o.status === 'rejected')
-      if (full < 0) return groups.flatMap((_, i) => (others[i] as PromiseFulfilledResult<HeldSlot[]>).value)
-      this.giveBackUnseen(taken)
-      const reason = (others[full] as PromiseRejectedResult).reason as unknown
-      // Only "full" sends it to wait there; an abort, a store failure or the deadline ends it.
-      if (!(reason instanceof SlotError) || reason.code !== 'SLOT_WAIT_TIMEOUT' || owner.ended || Date.now() - started >= settings.maxWaitMs) throw reason
-      waitFor = full
-    }
   }
 
   /** Slots that go back without anyone having seen them (no events). */

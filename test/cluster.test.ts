@@ -274,6 +274,13 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
       const slots = await request.acquireSlots([{ type: 'user', id: 'alice', max: 2 }, { type: 'account', id: 'a1', max: 1 }])
       return { waitedMs: slots[0].waitedMs }
     })
+    // Some subjects under the shared tag, one not: two groups, and each slot still comes back
+    // in its place (the grouped ones are taken first).
+    appB.get('/mixed', async request => {
+      const slots = await request.acquireSlots([{ type: 'user', id: 'alice', max: 2 }, { type: 'job', id: 'j', max: 1 }, { type: 'account', id: 'a2', max: 1 }])
+      return slots.map(s => `${s.type}:${s.id}`)
+    })
+    t.same((await appB.inject('/mixed')).json(), ['user:alice', 'job:j', 'account:a2'], 'slots in the order asked')
     const redis = clusterClient(t, cluster)
     const holding = appA.inject('/hold')
     await eventually(async () => (await appA.slots.usage('account', ['a1']))[0].held === 1)
