@@ -270,9 +270,11 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
       await sleep(200)
       return 'held'
     })
+    const redis = clusterClient(t, cluster)
     appB.get('/set', async request => {
       const slots = await request.acquireSlots([{ type: 'user', id: 'alice', max: 2 }, { type: 'account', id: 'a1', max: 1 }])
-      return { waitedMs: slots[0].waitedMs }
+      // Read while the slots are held: their keys exist until the request ends.
+      return { waitedMs: slots[0].waitedMs, keys: await clusterKeysUnder(redis, prefix) }
     })
     // Some subjects under the shared tag, one not: two groups, and each slot still comes back
     // in its place (the grouped ones are taken first).
@@ -281,15 +283,13 @@ function clusterSuite (t: Test, cluster: PrivateCluster): void {
       return slots.map(s => `${s.type}:${s.id}`)
     })
     t.same((await appB.inject('/mixed')).json(), ['user:alice', 'job:j', 'account:a2'], 'slots in the order asked')
-    const redis = clusterClient(t, cluster)
     const holding = appA.inject('/hold')
     await eventually(async () => (await appA.slots.usage('account', ['a1']))[0].held === 1)
     const answer = await appB.inject('/set')
     t.equal((await holding).body, 'held')
     t.equal(answer.statusCode, 200)
-    const { waitedMs } = answer.json()
+    const { waitedMs, keys } = answer.json() as { waitedMs: number, keys: string[] }
     t.ok(waitedMs >= 50 && waitedMs < 2000, `B waited for A (${waitedMs} ms), told by A's release, not by its 5000 ms backoff`)
-    const keys = await clusterKeysUnder(redis, prefix)
     t.ok(keys.length > 0 && keys.every(k => k.startsWith(`${prefix}:{gw%3Aalice}:`)), `every key under the shared hash tag: ${keys.join(', ')}`)
     t.equal(new Set(await Promise.all(keys.map(k => redis.cluster('KEYSLOT', k)))).size, 1, 'so in one slot')
     await eventually(async () => (await clusterKeysUnder(redis, prefix)).length === 0)
