@@ -8,7 +8,7 @@ import t from 'tap'
 import { MemoryStore, RedisStore } from '../../lib'
 import { memberName, type GrantListener, type SlotStore } from '../../lib/stores/store'
 import { client, redisUrl, uniquePrefix } from '../helpers/redis'
-import { leaveAfter, sleep, slotsApp } from '../helpers/app'
+import { sleep, slotsApp } from '../helpers/app'
 import { wrapStore } from '../helpers/wrapped-store'
 
 for (const kind of ['redis', 'memory'] as const) {
@@ -47,9 +47,12 @@ t.test('closing one app leaves a store it shares with another working; the last 
 
 t.test('a slot taken for a request that ended during its acquire is neither acquired nor released in stats', async t => {
   const inner = new MemoryStore()
+  let tried = (): void => {}
+  const trying = new Promise<void>(resolve => { tried = resolve })
   const store = wrapStore(inner, {
     tryAcquire: async args => {
       const outcome = await inner.tryAcquire(args)
+      tried()
       await sleep(200)
       return outcome
     }
@@ -59,7 +62,14 @@ t.test('a slot taken for a request that ended during its acquire is neither acqu
     await request.acquireSlot('user', 'ended', 1).catch(() => {})
     return 'done'
   })
-  await leaveAfter(app, '/', 50)
+  // The client leaves once the try has taken the slot (not before the request reached the
+  // handler, which a loaded machine can delay past a fixed time).
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const controller = new AbortController()
+  const request = fetch(url, { signal: controller.signal }).catch(() => {})
+  await trying
+  controller.abort()
+  await request
   await sleep(400)
   const stats = app.slots.stats()
   t.equal(stats.acquired, 0)
