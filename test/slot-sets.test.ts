@@ -219,3 +219,26 @@ t.test('fail-open: a set whose store fails bypasses each of its subjects under i
   })
   t.same((await app.inject('/set')).json(), [['user:1', true], ['free:2', true], ['account:a', true]])
 })
+
+t.test('a streaming set is kept alive with pings while it waits, then streams once it holds every slot', async t => {
+  const app = await slotsApp(t, { store: new MemoryStore(), ping: { intervalMs: 30 } })
+  app.get('/hold', async request => {
+    await request.acquireSlot('account', 's', 1)
+    await sleep(200)
+    return 'held'
+  })
+  app.get('/stream', async (request, reply) => {
+    const slots = await request.acquireSlots([{ type: 'user', id: 's', max: 1 }, { type: 'account', id: 's', max: 1 }], { stream: true })
+    if (!request.slotStreamStarted) return 'not streamed'
+    reply.raw.end(`data: ${slots.map(s => `${s.type}:${s.id}`).join(' ')}\n\n`)
+  })
+  const holding = app.inject('/hold')
+  await eventually(async () => await held(app, 'account', 's') === 1)
+  const res = await app.inject('/stream')
+  t.match(res.headers['content-type'], /^text\/event-stream/)
+  const frames = res.body.split('\n\n').filter(Boolean)
+  t.ok(frames.length >= 3, `pings while it waited (${frames.length - 1})`)
+  t.same(new Set(frames.slice(0, -1)), new Set([': ping']), 'only pings before its slots')
+  t.equal(frames.at(-1), 'data: user:s account:s', 'then the handler\'s data, with both slots')
+  t.equal((await holding).body, 'held')
+})

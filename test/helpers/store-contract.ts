@@ -537,6 +537,21 @@ export function contract (t: Test, backend: Factory, { only, except }: { only?: 
     t.equal(outcomeOf(await store.acquireSet!(y(false))), Acquired, 'then y')
   })
 
+  test('sets: a set of a higher priority class waits ahead of an earlier one of a lower class, in every subject', async t => {
+    const { raw: store } = await factory(t)
+    const a = newTag()
+    const b = newTag()
+    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(a, 'ha')))))
+    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(b, 'hb')))))
+    const low = (first: boolean): AcquireSetArgs => setArgs('low', [[a, 1], [b, 1]], first)
+    const high = (first: boolean): AcquireSetArgs => setArgs('high', [[b, 1], [a, 1]], first, { priority: 2 })
+    t.same(await store.acquireSet!(low(true)), { outcome: Full, ahead: 0 })
+    t.same(await store.acquireSet!(high(true)), { outcome: Full, ahead: 0 }, 'placed ahead of the earlier, lower set')
+    for (const [tag, name] of [[a, 'ha'], [b, 'hb']]) t.equal(await store.release({ ...ref(tag, name), leaseMs: 10_000 }), Released)
+    t.equal(outcomeOf(await store.acquireSet!(low(false))), Full, 'the lower set does not pass it')
+    t.equal(outcomeOf(await store.acquireSet!(high(false))), Acquired)
+  })
+
   test('sets: a set gets a ticket in every queue or in none (maxWaiters), and lapsed tickets queue again', async t => {
     const { raw: store } = await factory(t)
     const a = newTag()
