@@ -242,3 +242,27 @@ t.test('a streaming set is kept alive with pings while it waits, then streams on
   t.equal(frames.at(-1), 'data: user:s account:s', 'then the handler\'s data, with both slots')
   t.equal((await holding).body, 'held')
 })
+
+t.test('hashTag on a single Redis: keys under the shared tag, and a release in another app still tells the waiting set', async t => {
+  const url = await redisUrl(t)
+  const prefix = uniquePrefix('sets-tag')
+  const options = { prefix, backoff: { initialMs: 5000, maxMs: 5000 }, hashTag: (type: string) => type === 'job' ? undefined : 'gw' }
+  const a = await slotsApp(t, { ...options, redis: client(t, url) })
+  const b = await slotsApp(t, { ...options, redis: client(t, url) })
+  a.get('/hold', async request => {
+    await request.acquireSlot('account', 'h', 1)
+    await sleep(150)
+    return 'held'
+  })
+  b.get('/set', async request => {
+    const slots = await request.acquireSlots([{ type: 'user', id: 'h', max: 1 }, { type: 'account', id: 'h', max: 1 }])
+    return { waitedMs: slots[1].waitedMs, keys: await keysUnder(client(t, url), prefix) }
+  })
+  const holding = a.inject('/hold')
+  await eventually(async () => await held(a, 'account', 'h') === 1)
+  const { waitedMs, keys } = (await b.inject('/set')).json() as { waitedMs: number, keys: string[] }
+  t.ok(waitedMs >= 50 && waitedMs < 2000, `it waited for the other app's release (${waitedMs} ms), not for its 5 s backoff`)
+  t.same(keys.sort(), [`${prefix}:{gw}:account:h:holders`, `${prefix}:{gw}:user:h:holders`])
+  t.equal((await holding).body, 'held')
+  t.same(await keysLeft(client(t, url), prefix), [])
+})
