@@ -266,3 +266,30 @@ t.test('hashTag on a single Redis: keys under the shared tag, and a release in a
   t.equal((await holding).body, 'held')
   t.same(await keysLeft(client(t, url), prefix), [])
 })
+
+t.test('hashTag: a grant message names the subject, not the shared hash tag (what a give-back of an unwanted grant needs)', async t => {
+  const url = await redisUrl(t)
+  const prefix = uniquePrefix('sets-grant-tag')
+  const options = { prefix, hashTag: () => 'gw' }
+  const a = await slotsApp(t, { ...options, redis: client(t, url) })
+  const b = await slotsApp(t, { ...options, redis: client(t, url) })
+  a.get('/hold', async request => {
+    await request.acquireSlot('account', 'g', 1)
+    await sleep(100)
+    return 'held'
+  })
+  b.get('/wait', async request => {
+    await request.acquireSlot('account', 'g', 1)
+    return 'granted'
+  })
+  const onlooker = client(t, url)
+  const messages: string[] = []
+  onlooker.on('smessage', (_channel: string, message: string) => messages.push(message))
+  await onlooker.ssubscribe(`${prefix}:grants:${b.slots.instanceId}`)
+  const holding = a.inject('/hold')
+  await eventually(async () => await held(a, 'account', 'g') === 1)
+  t.equal((await b.inject('/wait')).body, 'granted')
+  t.equal((await holding).body, 'held')
+  await eventually(() => messages.length > 0)
+  t.same(messages.map(m => m.split('\n')[1]), ['account:g'])
+})
