@@ -26,6 +26,8 @@ export class WaitRegistry {
   /** Give-backs still retrying; close() waits for their current attempt. */
   private readonly givingBack = new Set<Promise<void>>()
   private closed = false
+  /** How many entries of `acquisitions` are a set's second, third... member. */
+  private setMembersBeyondFirst = 0
   private readonly onSettled = (acquisition: Acquisition): void => this.settled(acquisition)
   private readonly onAbort = (code: SlotErrorCode, message: string, subject: Subject): ReturnType<typeof subjectError> => this.error(code, message, subject)
 
@@ -45,8 +47,9 @@ export class WaitRegistry {
     private readonly hold: (acquisition: Acquisition) => void
   ) {}
 
+  /** Acquisitions in progress (a set is one, though it is found under each of its members). */
   get size (): number {
-    return this.acquisitions.size
+    return this.acquisitions.size - this.setMembersBeyondFirst
   }
 
   /** Registers an acquisition before its first store call. */
@@ -61,6 +64,7 @@ export class WaitRegistry {
   registerSet (parts: readonly SetPart[], owner: SlotOwner, settings: CallSettings, started: number): SetAcquisition {
     const acquisition = new SetAcquisition(parts, owner, settings, started, this.onSettled, this.onAbort)
     for (const { args } of parts) this.acquisitions.set(args.member, acquisition)
+    this.setMembersBeyondFirst += parts.length - 1
     owner.addWait(acquisition)
     return acquisition
   }
@@ -186,8 +190,12 @@ export class WaitRegistry {
 
   private settled (acquisition: Acquisition): void {
     const set = acquisition instanceof SetAcquisition
-    if (set) for (const ref of acquisition.refs) this.acquisitions.delete(ref.member)
-    else this.acquisitions.delete(acquisition.ref.member)
+    if (set) {
+      for (const ref of acquisition.refs) this.acquisitions.delete(ref.member)
+      this.setMembersBeyondFirst -= acquisition.parts.length - 1
+    } else {
+      this.acquisitions.delete(acquisition.ref.member)
+    }
     if (acquisition.waiting) this.queues.get(acquisition.queueKey)?.remove(acquisition)
     acquisition.owner.removeWait(acquisition)
     acquisition.stopStream?.()

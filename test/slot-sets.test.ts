@@ -46,6 +46,7 @@ for (const backend of ['memory', 'redis'] as const) {
     const second = b.inject('/chat?account=busy&name=second')
     await eventually(async () => await waiting(a, 'account', 'busy') === 1)
     t.equal(await held(a, 'user', 'u'), 1, 'the waiting request holds no user slot')
+    t.equal(b.slots.stats().waiting, 1, 'stats count the waiting set once')
     const third = b.inject('/chat?account=free&name=third')
     await eventually(() => gates.has('third'))
     t.pass('so the user\'s request for another account got the second user slot at once')
