@@ -244,22 +244,30 @@ t.test('a streaming set is kept alive with pings while it waits, then streams on
   t.equal((await holding).body, 'held')
 })
 
-t.test('hashTag on a single Redis: keys under the shared tag, and a release in another app still tells the waiting set', async t => {
+/**
+ * Two apps on one Redis with a hashTag; app `a` has `/hold?id=` holding account `id` for
+ * `holdMs`, for a waiter in `b` to wait behind.
+ */
+async function hashTagApps (t: Teardown, name: string, options: Record<string, unknown>, holdMs: number): Promise<{ a: FastifyInstance, b: FastifyInstance, url: string, prefix: string }> {
   const url = await redisUrl(t)
-  const prefix = uniquePrefix('sets-tag')
-  const options = { prefix, backoff: { initialMs: 5000, maxMs: 5000 }, hashTag: (type: string) => type === 'job' ? undefined : 'gw' }
-  const a = await slotsApp(t, { ...options, redis: client(t, url) })
-  const b = await slotsApp(t, { ...options, redis: client(t, url) })
-  a.get('/hold', async request => {
-    await request.acquireSlot('account', 'h', 1)
-    await sleep(150)
+  const prefix = uniquePrefix(name)
+  const a = await slotsApp(t, { prefix, ...options, redis: client(t, url) })
+  const b = await slotsApp(t, { prefix, ...options, redis: client(t, url) })
+  a.get<{ Querystring: { id: string } }>('/hold', async request => {
+    await request.acquireSlot('account', request.query.id, 1)
+    await sleep(holdMs)
     return 'held'
   })
+  return { a, b, url, prefix }
+}
+
+t.test('hashTag on a single Redis: keys under the shared tag, and a release in another app still tells the waiting set', async t => {
+  const { a, b, url, prefix } = await hashTagApps(t, 'sets-tag', { backoff: { initialMs: 5000, maxMs: 5000 }, hashTag: (type: string) => type === 'job' ? undefined : 'gw' }, 150)
   b.get('/set', async request => {
     const slots = await request.acquireSlots([{ type: 'user', id: 'h', max: 1 }, { type: 'account', id: 'h', max: 1 }])
     return { waitedMs: slots[1].waitedMs, keys: await keysUnder(client(t, url), prefix) }
   })
-  const holding = a.inject('/hold')
+  const holding = a.inject('/hold?id=h')
   await eventually(async () => await held(a, 'account', 'h') === 1)
   const { waitedMs, keys } = (await b.inject('/set')).json() as { waitedMs: number, keys: string[] }
   t.ok(waitedMs >= 50 && waitedMs < 2000, `it waited for the other app's release (${waitedMs} ms), not for its 5 s backoff`)
@@ -269,16 +277,7 @@ t.test('hashTag on a single Redis: keys under the shared tag, and a release in a
 })
 
 t.test('hashTag: a grant message names the subject, not the shared hash tag (what a give-back of an unwanted grant needs)', async t => {
-  const url = await redisUrl(t)
-  const prefix = uniquePrefix('sets-grant-tag')
-  const options = { prefix, hashTag: () => 'gw' }
-  const a = await slotsApp(t, { ...options, redis: client(t, url) })
-  const b = await slotsApp(t, { ...options, redis: client(t, url) })
-  a.get('/hold', async request => {
-    await request.acquireSlot('account', 'g', 1)
-    await sleep(100)
-    return 'held'
-  })
+  const { a, b, url, prefix } = await hashTagApps(t, 'sets-grant-tag', { hashTag: () => 'gw' }, 100)
   b.get('/wait', async request => {
     await request.acquireSlot('account', 'g', 1)
     return 'granted'
@@ -287,7 +286,7 @@ t.test('hashTag: a grant message names the subject, not the shared hash tag (wha
   const messages: string[] = []
   onlooker.on('smessage', (_channel: string, message: string) => messages.push(message))
   await onlooker.ssubscribe(`${prefix}:grants:${b.slots.instanceId}`)
-  const holding = a.inject('/hold')
+  const holding = a.inject('/hold?id=g')
   await eventually(async () => await held(a, 'account', 'g') === 1)
   t.equal((await b.inject('/wait')).body, 'granted')
   t.equal((await holding).body, 'held')
