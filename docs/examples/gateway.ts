@@ -52,10 +52,13 @@ export async function buildGateway ({ redisUrl, tokenMs = 200, pingMs = 2000, lo
     // `x-no-wait: 1`: answer 429 (with Retry-After) at once instead of waiting for a slot.
     const maxWaitMs = request.headers['x-no-wait'] === '1' ? 0 : undefined
     try {
-      // The user's limit first, then the upstream account's: a request holds both.
-      await request.acquireSlot('user', user.id, user.limit, { stream, maxWaitMs })
+      // The user's limit and the upstream account's, both at once: a request waiting for a
+      // busy account holds none of its user's slots.
       const account = ACCOUNTS[nextAccount++ % ACCOUNTS.length]
-      await request.acquireSlot('account', account, ACCOUNT_LIMIT, { stream, maxWaitMs })
+      await request.acquireSlots([
+        { type: 'user', id: user.id, max: user.limit },
+        { type: 'account', id: account, max: ACCOUNT_LIMIT }
+      ], { stream, maxWaitMs })
     } catch (err) {
       // Once the plugin committed the SSE stream it already wrote the error event and ended it.
       if ((err as fastifySlots.SlotError).streamed) return
