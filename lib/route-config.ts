@@ -7,7 +7,7 @@
 import type { FastifyRequest, RouteOptions } from 'fastify'
 import { checkWeight, resolveCallSettings, type AcquireOptions, type ResolvedOptions } from './options'
 import type { ProtocolName } from './protocols'
-import { validateId, validateMax, validateType } from './subject'
+import { toSubject, validateId, validateMax, validateType } from './subject'
 
 type PerRequest<T> = T | ((request: FastifyRequest) => T)
 
@@ -101,6 +101,16 @@ export function routeSlots (route: RouteOptions, plugin: ResolvedOptions): Compi
     } catch (err) {
       throw routeError(route, index, (err as Error).message.replace(/^acquireSlot: /, ''))
     }
+  })
+  // Taken together, two entries for one subject would count against each other: refused now
+  // when their type and id are static (per request, acquireSlots refuses it).
+  const statics = new Map<string, number>()
+  slots.forEach((slot: RouteSlot, index) => {
+    if (typeof slot.type === 'function' || typeof slot.id === 'function') return
+    const tag = toSubject(slot.type, slot.id).tag
+    const earlier = statics.get(tag)
+    if (earlier !== undefined) throw routeError(route, index, `takes ${slot.type} ${String(slot.id)} again (as config.slots[${earlier}] does): a subject is taken once`)
+    statics.set(tag, index)
   })
   const waits = slots.length > 1 ? { maxWaitMs: plugin.maxWaitMs, maxWaiters: plugin.maxWaiters } : undefined
   return (slots as RouteSlot[]).map(slot => compile(slot, waits))

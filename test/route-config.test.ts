@@ -77,7 +77,8 @@ t.test('bad config.slots fails at route registration with a message naming the r
     [[{ type: 'user', id: 1, max: 1, protocol: 'grpc' }], /config\.slots\[0\] option "protocol" must be/],
     [[{ type: 'user', id: 1, max: 1, failFast: 'yes' }], /config\.slots\[0\] option "failFast" must be a boolean/],
     [[{ type: 'user', id: 1, max: 1, priority: 1.5 }], /config\.slots\[0\] option "priority" must be an integer from 0 to 1000/],
-    [[{ type: 'user', id: 1, max: 2, weight: 3 }], /config\.slots\[0\] option "weight" must be at most max \(2\), got 3/]
+    [[{ type: 'user', id: 1, max: 2, weight: 3 }], /config\.slots\[0\] option "weight" must be at most max \(2\), got 3/],
+    [[{ type: 'user', id: 1, max: 2 }, { type: 'user', id: '1', max: 3 }], /config\.slots\[1\] takes user 1 again \(as config\.slots\[0\] does\): a subject is taken once/]
   ]
   bad.forEach(([slots, message], i) => {
     t.throws(() => app.get(`/bad${i}`, { config: { slots: slots as never } }, async () => 'x'), message)
