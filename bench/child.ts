@@ -143,12 +143,16 @@ async function uncontended (config: UncontendedConfig): Promise<void> {
 
 async function httpServer (config: HttpServerConfig): Promise<void> {
   const app = Fastify({ logger: false })
+  const pair = config.variant === 'slots-set' || config.variant === 'slots-pair' || config.variant === 'redis-semaphore-pair'
+  // The pair variants count the commands their clients send (round trips); installed before any client exists.
+  if (pair) clientCommands()
   const client = config.variant === 'bare' || config.variant === 'slots-memory' ? undefined : new Redis(config.redisUrl)
   client?.on('error', () => {})
-  if (config.variant === 'slots') await app.register(fastifySlots, { redis: client, prefix: config.prefix })
+  if (config.variant === 'slots' || config.variant === 'slots-set' || config.variant === 'slots-pair') await app.register(fastifySlots, { redis: client, prefix: config.prefix })
   if (config.variant === 'slots-memory') await app.register(fastifySlots, { store: 'memory' })
-  // redis-semaphore's slot is released where fastify-slots releases: after the response is sent.
+  // redis-semaphore's slots are released where fastify-slots releases: after the response is sent.
   const semaphores = new WeakMap<FastifyRequest, Semaphore>()
+  const semaphorePairs = new WeakMap<FastifyRequest, Semaphore[]>()
   if (config.variant === 'redis-semaphore') {
     app.addHook('onResponse', async request => {
       const semaphore = semaphores.get(request)
@@ -157,9 +161,19 @@ async function httpServer (config: HttpServerConfig): Promise<void> {
       await semaphore.release()
     })
   }
+  if (config.variant === 'redis-semaphore-pair') {
+    app.addHook('onResponse', async request => {
+      const held = semaphorePairs.get(request)
+      if (held === undefined) return
+      semaphorePairs.delete(request)
+      await Promise.all(held.map(async semaphore => { await semaphore.release() }))
+    })
+  }
   let n = 0
   app.get('/', async (request) => {
     const id = n++ % 100
+    // The pair variants' account: one of 10, ten users each.
+    const account = Math.floor(id / 10)
     if (config.variant === 'slots' || config.variant === 'slots-memory') await request.acquireSlot('user', id, 10)
     else if (config.variant === 'redis-semaphore') {
       const semaphore = new Semaphore(client!, `${config.prefix}:user:${id}`, 10, { acquireTimeout: MAX_WAIT_MS })
@@ -168,6 +182,20 @@ async function httpServer (config: HttpServerConfig): Promise<void> {
     } else if (config.variant === 'floor') {
       await client!.ping()
       await client!.ping()
+    } else if (config.variant === 'slots-set') {
+      await request.acquireSlots([{ type: 'user', id, max: 10 }, { type: 'account', id: account, max: 1000 }])
+    } else if (config.variant === 'slots-pair') {
+      await request.acquireSlot('user', id, 10)
+      await request.acquireSlot('account', account, 1000)
+    } else if (config.variant === 'redis-semaphore-pair') {
+      const held: Semaphore[] = []
+      semaphorePairs.set(request, held)
+      const user = new Semaphore(client!, `${config.prefix}:user:${id}`, 10, { acquireTimeout: MAX_WAIT_MS })
+      await user.acquire()
+      held.push(user)
+      const acc = new Semaphore(client!, `${config.prefix}:account:${account}`, 1000, { acquireTimeout: MAX_WAIT_MS })
+      await acc.acquire()
+      held.push(acc)
     }
     return { ok: true }
   })
@@ -178,7 +206,7 @@ async function httpServer (config: HttpServerConfig): Promise<void> {
   for (;;) {
     const message = await nextMessage()
     if (message.type !== 'cpu') break
-    await send({ type: 'cpu', cpuMicros: cpuMicros() })
+    await send(pair ? { type: 'cpu', cpuMicros: cpuMicros(), clientCommands: clientCommands() } : { type: 'cpu', cpuMicros: cpuMicros() })
   }
   await app.close()
   client?.disconnect()

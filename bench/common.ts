@@ -86,8 +86,11 @@ export interface PhaseCost {
 /**
  * 'slots-memory': the plugin with its in-process store, what the plugin costs without Redis.
  * 'redis-semaphore': the same slot taken with redis-semaphore, released after the response.
+ * The pair variants (--only http-pair) take two slots per request, a user's and an account's:
+ * 'slots-set' with one acquireSlots call, 'slots-pair' with two acquireSlot calls in turn,
+ * 'redis-semaphore-pair' with two redis-semaphore Semaphores in turn.
  */
-export type HttpVariant = 'bare' | 'slots' | 'slots-memory' | 'floor' | 'redis-semaphore'
+export type HttpVariant = 'bare' | 'slots' | 'slots-memory' | 'floor' | 'redis-semaphore' | 'slots-set' | 'slots-pair' | 'redis-semaphore-pair'
 
 export interface HttpServerConfig {
   role: 'http-server'
@@ -148,7 +151,8 @@ export type ChildMessage =
   | { type: 'ready', port?: number }
   | { type: 'contended-result', result: ContendedResult }
   | { type: 'case-result', sample: UncontendedSample }
-  | { type: 'cpu', cpuMicros: number }
+  /** clientCommands: the commands its Redis clients sent so far, from the servers that count them (the pair variants). */
+  | { type: 'cpu', cpuMicros: number, clientCommands?: number }
   | { type: 'held', cost: PhaseCost }
   | { type: 'released', cost: PhaseCost }
   | { type: 'error', message: string }

@@ -29,7 +29,10 @@ export const HTTP_LABEL: Record<HttpVariant, string> = {
   slots: 'route + acquireSlot',
   'slots-memory': 'route + acquireSlot, memory store',
   floor: 'bare route + 2 PINGs',
-  'redis-semaphore': 'route + redis-semaphore'
+  'redis-semaphore': 'route + redis-semaphore',
+  'slots-set': 'route + acquireSlots (user, account)',
+  'slots-pair': 'route + acquireSlot × 2 (user, account)',
+  'redis-semaphore-pair': 'route + redis-semaphore × 2'
 }
 
 export function table (header: string[], rows: Array<Array<string | number>>): string {
@@ -100,18 +103,40 @@ function ratioCell (run: HttpRun, reference: HttpReference, asPercent: boolean):
   return asPercent ? `${pct(r.median)} (${pct(r.pooled)})` : `${f(r.median, 2)}× (${f(r.pooled, 2)})`
 }
 
-export function httpReport (httpRuns: HttpRun[], httpSeconds: number): string[] {
+/** One ratio column of an HTTP table: its header, its reference route, and whether it reads as a percentage. */
+interface RatioColumn { header: string, reference: HttpReference, asPercent: boolean }
+
+/** An HTTP table; `sent` adds the commands the servers' clients sent per request (the pair routes count them). */
+function httpTable (title: string, httpRuns: HttpRun[], ratios: RatioColumn[], sent: boolean): string[] {
   if (httpRuns.length === 0) return []
   return [
-    `\n## HTTP: autocannon, ${HTTP_CONNECTIONS} connections, ${HTTP_ROUNDS} interleaved rounds of ${httpSeconds} s; GET / takes ('user', one of 100 ids, 10)`,
-    table(['route', 'req/s', 'by round', 'vs bare', 'vs 2 PINGs', 'vs redis-sem', 'server µs/req', 'Redis µs/req', 'Redis cmds/req', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+    title,
+    table(['route', 'req/s', 'by round', ...ratios.map(c => c.header), 'server µs/req', 'Redis µs/req', 'Redis cmds/req', ...(sent ? ['sent/req'] : []), 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
       httpRuns.map(h => [HTTP_LABEL[h.variant], f(h.requestsPerSecond, 0), h.requestsPerSecondByRound.join('/'),
-        ratioCell(h, 'bare', true), ratioCell(h, 'floor', true), ratioCell(h, 'redis-semaphore', false),
-        f(h.serverCpuMicrosPerRequest, 1), f(h.redisCpuMicrosPerRequest, 1), f(h.redisCommandsPerRequest, 1),
+        ...ratios.map(c => ratioCell(h, c.reference, c.asPercent)),
+        f(h.serverCpuMicrosPerRequest, 1), f(h.redisCpuMicrosPerRequest, 1), f(h.redisCommandsPerRequest, 1), ...(sent ? [f(h.clientCommandsPerRequest ?? NaN, 2)] : []),
         f(h.latencyP50Ms, 1), f(h.latencyP99Ms, 1), h.non2xx, h.errors])),
     '(vs X: the median of the per-round ratios, each round having run every route back to back; the ratio of all rounds pooled in brackets. ' +
-      'server µs = the server process\'s CPU (process.cpuUsage); Redis µs and cmds = INFO cpu and commandstats deltas, Lua\'s inner commands included)'
+      'server µs = the server process\'s CPU (process.cpuUsage); Redis µs and cmds = INFO cpu and commandstats deltas, Lua\'s inner commands included' +
+      (sent ? '; sent = the commands the server\'s Redis clients sent (round trips))' : ')')
   ]
+}
+
+export function httpReport (httpRuns: HttpRun[], httpSeconds: number): string[] {
+  return httpTable(
+    `\n## HTTP: autocannon, ${HTTP_CONNECTIONS} connections, ${HTTP_ROUNDS} interleaved rounds of ${httpSeconds} s; GET / takes ('user', one of 100 ids, 10)`,
+    httpRuns,
+    [{ header: 'vs bare', reference: 'bare', asPercent: true }, { header: 'vs 2 PINGs', reference: 'floor', asPercent: true }, { header: 'vs redis-sem', reference: 'redis-semaphore', asPercent: false }],
+    false)
+}
+
+/** The two-slot routes (--only http-pair); no targets. */
+export function httpPairReport (httpRuns: HttpRun[], httpSeconds: number): string[] {
+  return httpTable(
+    `\n## HTTP, two slots per request: autocannon, ${HTTP_CONNECTIONS} connections, ${HTTP_ROUNDS} interleaved rounds of ${httpSeconds} s; GET / takes ('user', one of 100 ids, 10) and ('account', one of 10 ids, 1000)`,
+    httpRuns,
+    [{ header: 'vs redis-sem × 2', reference: 'redis-semaphore-pair', asPercent: false }, { header: 'vs acquireSlot × 2', reference: 'slots-pair', asPercent: false }],
+    true)
 }
 
 export interface Target {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds 10] [--holds 20,200] [--only contended,idle,uncontended,http,growth]`
+ * `npm run bench [-- --seconds 10] [--holds 20,200] [--only contended,idle,uncontended,http,http-pair,growth]`
  *   `[--systems slots,redis-semaphore,...] [--processes 2] [--redis-url URL] [--dump] [--chart-from FILE]`
  *
  * Measures fastify-slots and its peers in one run, against one Redis (a private redis-server
@@ -8,7 +8,7 @@
  * bench/results/, the wait-time chart to docs/benchmarks-wait.svg and the growth chart to
  * docs/benchmarks-growth.svg (--chart-from redraws them from a saved result). --seconds is the length of each contended run; the uncontended
  * cases (3 interleaved rounds of 4 % of it each) and the HTTP runs (4 rounds of 12.5 %, at least
- * 1 s) and the growth steps (scenarios/growth) scale with it. --dump also writes every
+ * 1 s; the same for the two-slot routes of http-pair) and the growth steps (scenarios/growth) scale with it. --dump also writes every
  * contended run's raw timeline to bench/results/.
  *
  * This file only reads the arguments and runs the scenarios in order; each scenario is in
@@ -21,15 +21,15 @@ import { drawChart, drawGrowthChart, type Chart } from './charts'
 import type { SystemName } from './common'
 import { log, resultsDir, type Args, type RunContext } from './context'
 import { BenchRedis } from './redis-server'
-import { contendedReport, httpReport, idleReport, LABEL, targets, targetsReport, uncontendedReport } from './report'
+import { contendedReport, httpPairReport, httpReport, idleReport, LABEL, targets, targetsReport, uncontendedReport } from './report'
 import { growthChart, growthReport, growthTargets } from './report-growth'
 import { growth, type GrowthResult } from './scenarios/growth'
 import { contended, CONTENDED_SYSTEMS, idle, IDLE_SYSTEMS, LIMIT, WORKERS, type ContendedRun, type IdleRun } from './scenarios/contended'
-import { HTTP_CONNECTIONS, HTTP_ROUND_SHARE, HTTP_ROUNDS, HTTP_VARIANTS, httpAll, type HttpRun } from './scenarios/http'
+import { HTTP_CONNECTIONS, HTTP_PAIR_SCENARIO, HTTP_PAIR_VARIANTS, HTTP_ROUND_SHARE, HTTP_ROUNDS, HTTP_VARIANTS, httpAll, type HttpRun } from './scenarios/http'
 import { CONCURRENCIES, ROUNDS, UNCONTENDED_SYSTEMS, uncontendedAll, type UncontendedRun } from './scenarios/uncontended'
 
 function parseArgs (argv: string[]): Args {
-  const args: Args = { seconds: 10, holds: [20, 200], only: new Set(['contended', 'idle', 'uncontended', 'http', 'growth']), redisUrl: undefined, dump: false, systems: undefined, chartFrom: undefined, processes: 2 }
+  const args: Args = { seconds: 10, holds: [20, 200], only: new Set(['contended', 'idle', 'uncontended', 'http', 'http-pair', 'growth']), redisUrl: undefined, dump: false, systems: undefined, chartFrom: undefined, processes: 2 }
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2)
     const value = (): string => {
@@ -46,7 +46,7 @@ function parseArgs (argv: string[]): Args {
     else if (flag === '--chart-from') args.chartFrom = value()
     else if (flag === '--processes') args.processes = Number(value())
     else if (flag === '--help' || flag === '-h') {
-      console.log('npm run bench -- [--seconds 10] [--holds 20,200] [--only contended,idle,uncontended,http,growth] [--redis-url redis://...] [--systems slots,seed-style,...] [--processes 2] [--dump] [--chart-from bench/results/<file>.json]\n' +
+      console.log('npm run bench -- [--seconds 10] [--holds 20,200] [--only contended,idle,uncontended,http,http-pair,growth] [--redis-url redis://...] [--systems slots,seed-style,...] [--processes 2] [--dump] [--chart-from bench/results/<file>.json]\n' +
         '  growth ("How cost grows": processes, subjects, waiters, a 3-master cluster; fastify-slots only, not limited by --systems or --processes) takes about 2 minutes at --seconds 10')
       process.exit(0)
     } else throw new Error(`unknown argument ${argv[i]}`)
@@ -93,6 +93,7 @@ async function main (): Promise<void> {
   const idleRuns: IdleRun[] = []
   const unc: UncontendedRun[] = []
   const httpRuns: HttpRun[] = []
+  const httpPairRuns: HttpRun[] = []
   let grown: GrowthResult | undefined
   try {
     if (args.only.has('contended')) {
@@ -122,6 +123,10 @@ async function main (): Promise<void> {
       log(`http: ${HTTP_VARIANTS.length} routes × ${HTTP_ROUNDS} rounds of ${httpSeconds} s, ${HTTP_CONNECTIONS} connections`)
       httpRuns.push(...await httpAll(context, pick(HTTP_VARIANTS), httpSeconds, HTTP_ROUNDS))
     }
+    if (args.only.has('http-pair') && pick(HTTP_PAIR_VARIANTS).length > 0) {
+      log(`http-pair: ${pick(HTTP_PAIR_VARIANTS).length} two-slot routes × ${HTTP_ROUNDS} rounds of ${httpSeconds} s, ${HTTP_CONNECTIONS} connections`)
+      httpPairRuns.push(...await httpAll(context, pick(HTTP_PAIR_VARIANTS), httpSeconds, HTTP_ROUNDS, HTTP_PAIR_SCENARIO))
+    }
     if (args.only.has('growth')) {
       log('growth: how fastify-slots\' cost grows with processes, subjects, waiters, and on a cluster')
       grown = await growth(context)
@@ -136,6 +141,7 @@ async function main (): Promise<void> {
   for (const line of idleReport(idleRuns, args)) print(line)
   for (const line of uncontendedReport(unc, uncontendedSeconds)) print(line)
   for (const line of httpReport(httpRuns, httpSeconds)) print(line)
+  for (const line of httpPairReport(httpPairRuns, httpSeconds)) print(line)
   if (grown !== undefined) for (const line of growthReport(grown)) print(line)
   const goals = [...targets(runs, idleRuns, unc, httpRuns), ...(grown === undefined ? [] : growthTargets(grown))]
   for (const line of targetsReport(goals)) print(line)
@@ -152,7 +158,7 @@ async function main (): Promise<void> {
   const growthChartData = grown?.complete === true ? growthChart(grown, startedAt, args.seconds) : undefined
   const file = join(resultsDir(), `bench-${runId}.json`)
   writeFileSync(file, JSON.stringify({
-    startedAt, args: { ...args, only: [...args.only], systems: args.systems === undefined ? undefined : [...args.systems] }, machine, contended: runs, idle: idleRuns, uncontended: unc, http: httpRuns, growth: grown, targets: goals, chart, growthChart: growthChartData
+    startedAt, args: { ...args, only: [...args.only], systems: args.systems === undefined ? undefined : [...args.systems] }, machine, contended: runs, idle: idleRuns, uncontended: unc, http: httpRuns, httpPair: httpPairRuns, growth: grown, targets: goals, chart, growthChart: growthChartData
   }, null, 2) + '\n')
   print(`\nresults: ${file}`)
   // Only a complete run replaces the chart in the docs; a partial one can be drawn later with --chart-from.
