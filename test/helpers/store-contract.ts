@@ -85,6 +85,13 @@ function ms (name: string, max: number, weight = 1): string {
   return `${base.slice(0, at)}.s${base.slice(at)}`.replace(/^[^:]*:/, 't:')
 }
 
+/** Two fresh subjects of max 1, each made full by its holder 'h': what a set then waits for. */
+async function twoFullSubjects (t: Test, store: SlotStore): Promise<[string, string]> {
+  const tags: [string, string] = [newTag(), newTag()]
+  for (const tag of tags) t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(tag, 'h')))), `${tag} is full`)
+  return tags
+}
+
 /** A set named `name` over `subjects` ([tag, max, weight?]): its first try, or (first false) its retry. */
 function setArgs (name: string, subjects: ReadonlyArray<readonly [string, number, number?]>, first: boolean, more: Partial<AcquireSetArgs> = {}): AcquireSetArgs {
   return {
@@ -498,18 +505,15 @@ export function contract (t: Test, backend: Factory, { only, except }: { only?: 
 
   test('sets: a set keeps no room where it fits while another subject is full; it waits in line where it does not fit', async t => {
     const { raw: store } = await factory(t)
-    const user = newTag()
-    const account = newTag()
-    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(user, 'u1')))))
-    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(account, 'a1')))))
+    const [user, account] = await twoFullSubjects(t, store)
     const set = (first: boolean): AcquireSetArgs => setArgs('s', [[user, 1], [account, 1]], first)
     t.same(await store.acquireSet!(set(true)), { outcome: Full, ahead: 0 })
     t.equal(outcomeOf(await store.tryAcquire(args(user, 'w'))), Full, 'w queues behind the set on the user')
-    t.equal(await store.release({ ...ref(user, 'u1'), leaseMs: 10_000 }), Released)
+    t.equal(await store.release({ ...ref(user, 'h'), leaseMs: 10_000 }), Released)
     t.equal(await store.poll(args(user, 'w')), Full, 'the set is first in line on the user: its room is kept until it retries')
     t.equal(outcomeOf(await store.acquireSet!(set(false))), Full, 'the account is still full')
     t.equal(await store.poll(args(user, 'w')), Acquired, 'so the set stepped aside on the user, and w got the slot')
-    t.equal(await store.release({ ...ref(account, 'a1'), leaseMs: 10_000 }), Released)
+    t.equal(await store.release({ ...ref(account, 'h'), leaseMs: 10_000 }), Released)
     t.equal(outcomeOf(await store.acquireSet!(set(false))), Full, 'now the user is full (w)')
     t.equal(held(outcomeOf(await store.tryAcquire(args(account, 'x', { ticketTtlMs: 0 })))), Acquired, 'and the set keeps no room on the account either')
     t.equal(await store.release({ ...ref(account, 'x'), leaseMs: 10_000 }), Released)
@@ -519,17 +523,14 @@ export function contract (t: Test, backend: Factory, { only, except }: { only?: 
 
   test('sets: two sets of the same subjects taken in opposite orders both get through (no deadlock)', async t => {
     const { raw: store } = await factory(t)
-    const a = newTag()
-    const b = newTag()
-    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(a, 'ha')))))
-    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(b, 'hb')))))
+    const [a, b] = await twoFullSubjects(t, store)
     const x = (first: boolean): AcquireSetArgs => setArgs('x', [[a, 1], [b, 1]], first)
     const y = (first: boolean): AcquireSetArgs => setArgs('y', [[b, 1], [a, 1]], first)
     t.equal(outcomeOf(await store.acquireSet!(x(true))), Full)
     t.equal(outcomeOf(await store.acquireSet!(y(true))), Full)
-    t.equal(await store.release({ ...ref(a, 'ha'), leaseMs: 10_000 }), Released)
+    t.equal(await store.release({ ...ref(a, 'h'), leaseMs: 10_000 }), Released)
     t.same([outcomeOf(await store.acquireSet!(y(false))), outcomeOf(await store.acquireSet!(x(false)))], [Full, Full], 'b is still held')
-    t.equal(await store.release({ ...ref(b, 'hb'), leaseMs: 10_000 }), Released)
+    t.equal(await store.release({ ...ref(b, 'h'), leaseMs: 10_000 }), Released)
     t.equal(outcomeOf(await store.acquireSet!(y(false))), Full, 'x came first: y does not pass it')
     t.equal(outcomeOf(await store.acquireSet!(x(false))), Acquired, 'x takes both')
     t.equal(outcomeOf(await store.acquireSet!(y(false))), Full)
@@ -539,25 +540,19 @@ export function contract (t: Test, backend: Factory, { only, except }: { only?: 
 
   test('sets: a set of a higher priority class waits ahead of an earlier one of a lower class, in every subject', async t => {
     const { raw: store } = await factory(t)
-    const a = newTag()
-    const b = newTag()
-    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(a, 'ha')))))
-    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(b, 'hb')))))
+    const [a, b] = await twoFullSubjects(t, store)
     const low = (first: boolean): AcquireSetArgs => setArgs('low', [[a, 1], [b, 1]], first)
     const high = (first: boolean): AcquireSetArgs => setArgs('high', [[b, 1], [a, 1]], first, { priority: 2 })
     t.same(await store.acquireSet!(low(true)), { outcome: Full, ahead: 0 })
     t.same(await store.acquireSet!(high(true)), { outcome: Full, ahead: 0 }, 'placed ahead of the earlier, lower set')
-    for (const [tag, name] of [[a, 'ha'], [b, 'hb']]) t.equal(await store.release({ ...ref(tag, name), leaseMs: 10_000 }), Released)
+    for (const tag of [a, b]) t.equal(await store.release({ ...ref(tag, 'h'), leaseMs: 10_000 }), Released)
     t.equal(outcomeOf(await store.acquireSet!(low(false))), Full, 'the lower set does not pass it')
     t.equal(outcomeOf(await store.acquireSet!(high(false))), Acquired)
   })
 
   test('sets: a set gets a ticket in every queue or in none (maxWaiters), and lapsed tickets queue again', async t => {
     const { raw: store } = await factory(t)
-    const a = newTag()
-    const b = newTag()
-    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(a, 'ha')))))
-    t.ok(isAcquired(outcomeOf(await store.tryAcquire(args(b, 'hb')))))
+    const [a, b] = await twoFullSubjects(t, store)
     t.equal(outcomeOf(await store.tryAcquire(args(b, 'wb', { maxWaiters: 1 }))), Full, 'one waiter on b')
     t.equal(await store.acquireSet!(setArgs('s', [[a, 1], [b, 1]], true, { maxWaiters: 1 })), QueueFull, 'no place on b: no ticket anywhere')
     t.same([await load(store, a), await load(store, b)], [{ held: 1, waiting: 0 }, { held: 1, waiting: 1 }])
