@@ -24,6 +24,8 @@ export class SetAcquisition extends Acquisition {
   /** A retry is on its way; `again`: the store asked for another meanwhile. */
   retrying = false
   again = false
+  /** Each part's member, for every way the set reaches the store one subject at a time. */
+  private readonly memberRefs: readonly MemberRef[]
 
   constructor (
     readonly parts: readonly SetPart[],
@@ -34,6 +36,7 @@ export class SetAcquisition extends Acquisition {
     abortError: (code: SlotErrorCode, message: string, subject: Subject) => SlotError
   ) {
     super(parts[0].subject, owner, settings, parts[0].args, started, onSettled, abortError)
+    this.memberRefs = parts.map(({ args }) => ({ tag: args.tag, member: args.member }))
   }
 
   override tryFirst (store: SlotStore): Promise<TryAcquireAnswer> {
@@ -45,7 +48,7 @@ export class SetAcquisition extends Acquisition {
   }
 
   override get refs (): readonly MemberRef[] {
-    return this.parts.map(({ args }) => ({ tag: args.tag, member: args.member }))
+    return this.memberRefs
   }
 
   override get queueKey (): string {

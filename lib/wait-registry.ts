@@ -132,11 +132,10 @@ export class WaitRegistry {
     // A set is in the map once per subject: each ticket once, each acquisition polled once.
     const waiting = [...new Set(this.acquisitions.values())].filter(a => a.waiting)
     if (waiting.length === 0) return
-    const refs = waiting.flatMap(a => a.refs)
-    const owners = waiting.flatMap(a => a.refs.map(() => a))
+    const tickets = waiting.flatMap(a => a.refs.map(ref => ({ ref, of: a })))
     try {
-      const alive = await this.call(this.store.refreshTickets(refs, this.options.ticketTtlMs))
-      const gone = new Set(owners.filter((_, i) => !alive[i]))
+      const alive = await this.call(this.store.refreshTickets(tickets.map(ticket => ticket.ref), this.options.ticketTtlMs))
+      const gone = new Set(tickets.filter((_, i) => !alive[i]).map(ticket => ticket.of))
       for (const acquisition of gone) if (!acquisition.settled) this.poll(acquisition).catch(() => {})
     } catch (err) {
       this.log.debug({ err }, 'fastify-slots: refreshing waiting tickets failed; retrying next tick')

@@ -11,7 +11,7 @@ import {
   type SlotStore, type SubjectLoad, type TryAcquireAnswer, type TryAcquireArgs
 } from './store'
 import { GrantSubscriber, type SubscriberLike } from './grant-subscriber'
-import { ScriptBatcher, type SubjectKeys } from './script-batcher'
+import { ScriptBatcher } from './script-batcher'
 import { BatchCaller, type RedisClientLike } from './batch-caller'
 import { encodeOperation, type OperationArgs, type OperationName } from './scripts/operations'
 
@@ -64,8 +64,19 @@ export class RedisStore implements SlotStore {
   }
 
   key (tag: string, structure: 'holders' | 'tickets' | 'queue'): string {
+    return `${this.keyBase(tag)}:${structure}`
+  }
+
+  /** What a subject's three keys share (the hashTag function runs once per subject an operation names). */
+  private keyBase (tag: string): string {
     const group = this.groupOf(tag)
-    return group === undefined ? `${this.prefix}:{${tag}}:${structure}` : `${this.prefix}:{${group}}:${tag}:${structure}`
+    return group === undefined ? `${this.prefix}:{${tag}}` : `${this.prefix}:{${group}}:${tag}`
+  }
+
+  /** The keys an operation on the subject runs on: holders, tickets, queue. */
+  private subjectKeys (tag: string): [string, string, string] {
+    const base = this.keyBase(tag)
+    return [`${base}:holders`, `${base}:tickets`, `${base}:queue`]
   }
 
   /** The subject's hash tag when the hashTag option gives one (encoded: no brace can end it early). */
@@ -116,7 +127,7 @@ export class RedisStore implements SlotStore {
     const keys: string[] = []
     const args: Array<string | number> = ['S', members.length, first ? 1 : 0, leaseMs, maxWaiters, ticketTtlMs, fair === true ? 1 : 0, precedenceUs(priority, priorityStepMs)]
     for (const { tag, member, max, ahead } of members) {
-      keys.push(this.key(tag, 'holders'), this.key(tag, 'tickets'), this.key(tag, 'queue'))
+      keys.push(...this.subjectKeys(tag))
       args.push(member, max, ahead ?? 0)
     }
     const reply = await this.batcher.run(members[0].tag, keys, args)
@@ -189,8 +200,7 @@ export class RedisStore implements SlotStore {
   }
 
   private run<N extends OperationName> (name: N, tag: string, args: OperationArgs<N>): Promise<unknown> {
-    const keys: SubjectKeys = [this.key(tag, 'holders'), this.key(tag, 'tickets'), this.key(tag, 'queue')]
-    return this.batcher.run(tag, keys, encodeOperation(name, args))
+    return this.batcher.run(tag, this.subjectKeys(tag), encodeOperation(name, args))
   }
 }
 
