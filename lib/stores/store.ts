@@ -174,11 +174,6 @@ export function parseMember (member: string): MemberInfo {
   }
 }
 
-/** A set's member (see {@link SlotStore.acquireSet}), read without parsing the rest. */
-export function isSetMember (member: string): boolean {
-  return member.includes('.s')
-}
-
 /** The weight a member name carries (1 when none): what parseMember reads, without parsing the rest. */
 export function weightOf (member: string): number {
   return member.includes('.w') ? parseMember(member).weight : 1
